@@ -1,0 +1,34 @@
+"""FastAPI dependencies: the app context, the bearer token and the current user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from auth_service.context import AuthContext
+from auth_service.models import User
+from auth_service.services.access import current_user, unauthorized
+
+# tokenUrl makes Swagger's Authorize button log in through the password form.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
+
+
+def get_context(request: Request) -> AuthContext:
+    ctx: AuthContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[AuthContext, Depends(get_context)]
+
+
+async def get_current_user(
+    ctx: Context, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User:
+    if not token:
+        raise unauthorized("not_authenticated", "A Bearer access token is required", "invalid_request")
+    return await current_user(ctx, token)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -1,0 +1,63 @@
+"""Registration, login and the current user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from auth_service.api.deps import Context, CurrentUser
+from auth_service.schemas import LoginRequest, RegisterRequest, TokenPair, UserOut
+from auth_service.services import login, registration
+from taskgate_common.errors import error_responses
+
+router = APIRouter(tags=["accounts"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    summary="Create an account",
+    responses=error_responses(409, 422),
+)
+async def register(body: RegisterRequest, ctx: Context) -> UserOut:
+    user = await registration.register(ctx, body)
+    return UserOut.model_validate(user)
+
+
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    summary="Log in with a username or email and a password (JSON)",
+    responses=error_responses(401, 422),
+)
+async def login_json(body: LoginRequest, ctx: Context, response: Response) -> TokenPair:
+    response.headers.update(NO_STORE)
+    return await login.login(ctx, body.identifier, body.password)
+
+
+@router.post(
+    "/token",
+    response_model=TokenPair,
+    summary="Log in with the OAuth2 password form (Swagger's Authorize button)",
+    responses=error_responses(401, 422),
+)
+async def login_form(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: Context, response: Response
+) -> TokenPair:
+    response.headers.update(NO_STORE)
+    return await login.login(ctx, form.username.strip(), form.password)
+
+
+@router.get(
+    "/me",
+    response_model=UserOut,
+    summary="The user the access token belongs to",
+    responses=error_responses(401),
+)
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(user)

@@ -1,0 +1,24 @@
+"""What every request needs, built once per app: settings, database, keys, hasher, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from auth_service.core.config import Settings
+from auth_service.core.passwords import PasswordHasher
+from auth_service.core.signing_keys import KeyRing
+from auth_service.metrics import AuthMetrics
+
+
+@dataclass
+class AuthContext:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keys: KeyRing
+    hasher: PasswordHasher
+    registry: CollectorRegistry
+    metrics: AuthMetrics

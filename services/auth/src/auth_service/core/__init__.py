@@ -1,0 +1,1 @@
+"""Settings, password hashing, signing keys and access tokens."""

@@ -1,0 +1,101 @@
+"""The auth service's app factory: `uvicorn --factory auth_service.main:create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from auth_service.api.routes import accounts, discovery
+from auth_service.context import AuthContext
+from auth_service.core.config import Settings
+from auth_service.core.passwords import PasswordHasher
+from auth_service.core.signing_keys import KeyRing, load_signing_key
+from auth_service.metrics import AuthMetrics
+from taskgate_common.database import create_engine, create_session_factory, ping
+from taskgate_common.errors import install_error_handlers
+from taskgate_common.health import HealthCheck, health_router
+from taskgate_common.json_logs import configure_logging
+from taskgate_common.metrics import install_metrics, new_registry
+from taskgate_common.request_context import RequestContextMiddleware
+
+PREFIX = "/auth"
+SERVICE = "auth"
+VERSION = version("taskgate-auth")
+
+
+def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContext:
+    engine = create_engine(settings, application_name="taskgate-auth")
+    registry = new_registry()
+    return AuthContext(
+        settings=settings,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        keys=keys or KeyRing.single(load_signing_key(settings.signing_key_file)),
+        hasher=PasswordHasher(settings.password_hash_concurrency),
+        registry=registry,
+        metrics=AuthMetrics(registry),
+    )
+
+
+def create_app(settings: Settings | None = None, keys: KeyRing | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(SERVICE, settings.log_level)
+    ctx = build_context(settings, keys)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await ctx.hasher.warm_up()
+        yield
+        await ctx.engine.dispose()
+
+    docs: dict[str, Any] = (
+        {
+            "docs_url": f"{PREFIX}/docs",
+            "redoc_url": f"{PREFIX}/redoc",
+            "openapi_url": f"{PREFIX}/openapi.json",
+            "swagger_ui_oauth2_redirect_url": f"{PREFIX}/docs/oauth2-redirect",
+        }
+        if settings.docs_enabled
+        else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    )
+    app = FastAPI(
+        title="taskgate auth",
+        version=VERSION,
+        summary="Accounts, passwords and RS256 access tokens with a public JWKS",
+        lifespan=lifespan,
+        **docs,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=PREFIX)
+    api.include_router(accounts.router)
+    api.include_router(discovery.router)
+    app.include_router(api)
+
+    async def database() -> dict[str, Any] | None:
+        await ping(ctx.engine)
+        return None
+
+    def checks() -> dict[str, HealthCheck]:
+        return {"database": database}
+
+    app.include_router(health_router(SERVICE, VERSION, checks))
+    install_metrics(app, ctx.registry)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""SQL for each table, and nothing else."""

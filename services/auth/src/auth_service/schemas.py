@@ -1,0 +1,116 @@
+"""Request and response bodies of the auth API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from auth_service.models import Role
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+Username = Annotated[
+    str,
+    StringConstraints(min_length=4, max_length=32, pattern=USERNAME_PATTERN),
+    Field(description="4-32 letters, digits, `_`, `.` or `-`; unique regardless of case"),
+]
+
+
+def _lower_domain(email: str) -> str:
+    """Domains are case-insensitive; the local part is kept as typed (uniqueness ignores case)."""
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+Email = Annotated[
+    EmailStr,
+    StringConstraints(max_length=320),
+    AfterValidator(_lower_domain),
+    Field(description="A deliverable-looking address; unique regardless of case"),
+]
+Password = Annotated[
+    str, Field(min_length=8, max_length=128, description="8-128 characters")
+]
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    username: Username
+    password: Password
+
+
+class LoginRequest(BaseModel):
+    """Log in with a username or an email address (either field may carry either)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, Field(min_length=1, max_length=320)] | None = None
+    email: Annotated[str, Field(min_length=1, max_length=320)] | None = None
+    password: Annotated[str, Field(min_length=1, max_length=128)]
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> LoginRequest:
+        if not (self.username or self.email):
+            raise ValueError("username or email is required")
+        return self
+
+    @property
+    def identifier(self) -> str:
+        return (self.username or self.email or "").strip()
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    username: str
+    role: Role
+    is_active: bool
+    email_verified: bool
+    created_at: datetime
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+    refresh_expires_in: int = Field(description="Seconds until the refresh token expires")
+
+
+class Jwk(BaseModel):
+    kty: Literal["RSA"]
+    kid: str
+    use: Literal["sig"]
+    alg: Literal["RS256"]
+    n: str
+    e: str
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]
+
+
+class OpenIdConfiguration(BaseModel):
+    issuer: str
+    jwks_uri: str
+    token_endpoint: str
+    response_types_supported: list[str]
+    subject_types_supported: list[str]
+    id_token_signing_alg_values_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    grant_types_supported: list[str]

@@ -1,0 +1,44 @@
+"""Turning a bearer access token into the current user, with revocation checks."""
+
+from __future__ import annotations
+
+from auth_service.context import AuthContext
+from auth_service.core.access_tokens import TokenRejected, verify_access_token
+from auth_service.core.config import SERVICE_AUDIENCE
+from auth_service.models import User
+from auth_service.repositories import users
+from taskgate_common.errors import ApiError
+
+
+def unauthorized(code: str, detail: str, error: str = "invalid_token") -> ApiError:
+    """A 401 with the RFC 6750 challenge clients use to decide to refresh or log in again."""
+    challenge = f'Bearer error="{error}", error_description="{detail}"'
+    return ApiError(401, code, detail, {"WWW-Authenticate": challenge})
+
+
+async def current_user(ctx: AuthContext, token: str) -> User:
+    settings = ctx.settings
+    try:
+        claims = verify_access_token(
+            token,
+            ctx.keys,
+            issuer=settings.issuer,
+            audience=SERVICE_AUDIENCE,
+            leeway_seconds=settings.token_leeway_seconds,
+        )
+    except TokenRejected as rejected:
+        ctx.metrics.token_rejections.labels(reason=rejected.reason).inc()
+        code = "token_expired" if rejected.reason == "expired" else "invalid_token"
+        raise unauthorized(code, rejected.message) from None
+    async with ctx.sessions() as db:
+        user = await users.get(db, claims.subject)
+    if user is None:
+        ctx.metrics.token_rejections.labels(reason="unknown_user").inc()
+        raise unauthorized("invalid_token", "The token's user no longer exists")
+    if not user.is_active:
+        ctx.metrics.token_rejections.labels(reason="user_inactive").inc()
+        raise unauthorized("user_inactive", "This account is deactivated")
+    if claims.token_version < user.token_version:
+        ctx.metrics.token_rejections.labels(reason="revoked").inc()
+        raise unauthorized("token_revoked", "The token was revoked; log in again")
+    return user

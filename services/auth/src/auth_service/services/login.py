@@ -1,0 +1,48 @@
+"""Logging in with a password: the one place credentials are checked."""
+
+from __future__ import annotations
+
+from auth_service.context import AuthContext
+from auth_service.repositories import users
+from auth_service.schemas import TokenPair
+from auth_service.services.refresh_sessions import start_session
+from taskgate_common.errors import ApiError
+
+
+def _invalid_credentials() -> ApiError:
+    return ApiError(
+        401,
+        "invalid_credentials",
+        "Incorrect username or password",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def login(ctx: AuthContext, identifier: str, password: str) -> TokenPair:
+    """Check the password and open a session.
+
+    An unknown account costs one dummy verification, so timing does not tell which accounts
+    exist; the body for both failures is the same.
+    """
+    async with ctx.sessions() as db:
+        user = await users.find_by_login(db, identifier)
+    if user is None:
+        await ctx.hasher.burn_dummy(password)
+        ctx.metrics.logins.labels(result="invalid_credentials").inc()
+        raise _invalid_credentials()
+    valid, upgraded_hash = await ctx.hasher.verify(password, user.password_hash)
+    if not valid:
+        ctx.metrics.logins.labels(result="invalid_credentials").inc()
+        raise _invalid_credentials()
+    if not user.is_active:
+        # Only said to someone who proved the password, so it reveals nothing new.
+        ctx.metrics.logins.labels(result="user_inactive").inc()
+        raise ApiError(
+            401, "user_inactive", "This account is deactivated", {"WWW-Authenticate": "Bearer"}
+        )
+    async with ctx.sessions() as db, db.begin():
+        if upgraded_hash is not None:
+            await users.set_password_hash(db, user.id, upgraded_hash)
+        pair = await start_session(db, ctx, user)
+    ctx.metrics.logins.labels(result="success").inc()
+    return pair

@@ -1,0 +1,27 @@
+"""Types and counters shared by the auth tests (on pytest's `pythonpath`, unlike conftest)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+_counter = itertools.count(1)
+
+
+def next_number() -> int:
+    """A number unique within the test session, for unique usernames and emails."""
+    return next(_counter)
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    username: str
+    password: str
+
+
+RegisterFn = Callable[..., Awaitable[Account]]
+LoginFn = Callable[[Account], Awaitable[dict[str, Any]]]

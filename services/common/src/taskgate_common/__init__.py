@@ -1,0 +1,1 @@
+"""Code both taskgate services share."""

@@ -1,0 +1,1 @@
+"""Runs taskgate's real parts without Docker."""
