@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from auth_factories import Account, LoginFn, RegisterFn, next_number
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -16,7 +17,6 @@ from auth_service.core.config import Settings
 from auth_service.core.signing_keys import SigningKey, load_signing_key, write_new_key
 from auth_service.main import create_app
 from auth_service.migrate import upgrade
-from auth_factories import Account, LoginFn, RegisterFn, next_number
 from taskgate_devstack.pytest_plugin import PostgresForTests
 
 ISSUER = "http://testserver/auth"

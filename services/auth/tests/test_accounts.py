@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from auth_factories import LoginFn, RegisterFn
 
 
@@ -18,9 +17,7 @@ async def test_register_login_me_round_trip(
     assert tokens["refresh_expires_in"] == 7 * 86_400
     assert len(tokens["refresh_token"]) >= 43  # 256 bits, base64url
 
-    me = await client.get(
-        "/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
+    me = await client.get("/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert me.status_code == 200
     body = me.json()
     assert body["id"] == account.id
@@ -30,7 +27,7 @@ async def test_register_login_me_round_trip(
     assert body["is_active"] is True
     assert body["email_verified"] is False
     assert body["created_at"].endswith("Z") or "+00:00" in body["created_at"]
-    assert "password" not in me.text and "password_hash" not in body
+    assert "password" not in me.text
 
 
 async def test_register_answers_the_public_user_fields(client: httpx.AsyncClient) -> None:
@@ -40,7 +37,13 @@ async def test_register_answers_the_public_user_fields(client: httpx.AsyncClient
     )
     assert response.status_code == 201
     assert set(response.json()) == {
-        "id", "email", "username", "role", "is_active", "email_verified", "created_at"
+        "id",
+        "email",
+        "username",
+        "role",
+        "is_active",
+        "email_verified",
+        "created_at",
     }
 
 
@@ -61,9 +64,7 @@ async def test_duplicates_in_another_case_conflict(
     assert response.json()["detail"]
 
 
-async def test_login_by_email_in_any_case(
-    client: httpx.AsyncClient, register: RegisterFn
-) -> None:
+async def test_login_by_email_in_any_case(client: httpx.AsyncClient, register: RegisterFn) -> None:
     account = await register(email="dave@example.com")
     for identifier in ("dave@example.com", "DAVE@Example.com"):
         response = await client.post(
@@ -97,16 +98,18 @@ async def test_wrong_password_and_unknown_user_look_the_same(
         "/auth/login", json={"username": "nobody_here", "password": "not-the-password"}
     )
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json() == unknown.json() == {
-        "detail": "Incorrect username or password",
-        "code": "invalid_credentials",
-    }
+    assert (
+        wrong.json()
+        == unknown.json()
+        == {
+            "detail": "Incorrect username or password",
+            "code": "invalid_credentials",
+        }
+    )
     assert wrong.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_oauth2_password_form_login(
-    client: httpx.AsyncClient, register: RegisterFn
-) -> None:
+async def test_oauth2_password_form_login(client: httpx.AsyncClient, register: RegisterFn) -> None:
     account = await register()
     response = await client.post(
         "/auth/token",
@@ -168,8 +171,10 @@ async def test_each_login_opens_its_own_session(
     account = await register()
     first, second = await login(account), await login(account)
     assert first["refresh_token"] != second["refresh_token"]
-    sid = [jwt.decode(t["access_token"], options={"verify_signature": False})["sid"]
-           for t in (first, second)]
+    sid = [
+        jwt.decode(t["access_token"], options={"verify_signature": False})["sid"]
+        for t in (first, second)
+    ]
     assert sid[0] != sid[1]
 
 
@@ -182,9 +187,7 @@ async def test_password_is_hashed_with_argon2id(
     account = await register()
     engine = create_async_engine(auth_database_url)
     async with engine.connect() as connection:
-        stored = (
-            await connection.execute(text("SELECT password_hash FROM users"))
-        ).scalar_one()
+        stored = (await connection.execute(text("SELECT password_hash FROM users"))).scalar_one()
     await engine.dispose()
     assert stored.startswith("$argon2id$")
     assert account.password not in stored

@@ -39,9 +39,7 @@ Email = Annotated[
     AfterValidator(_lower_domain),
     Field(description="A deliverable-looking address; unique regardless of case"),
 ]
-Password = Annotated[
-    str, Field(min_length=8, max_length=128, description="8-128 characters")
-]
+Password = Annotated[str, Field(min_length=8, max_length=128, description="8-128 characters")]
 
 
 class RegisterRequest(BaseModel):

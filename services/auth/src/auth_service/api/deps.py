@@ -27,7 +27,9 @@ async def get_current_user(
     ctx: Context, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> User:
     if not token:
-        raise unauthorized("not_authenticated", "A Bearer access token is required", "invalid_request")
+        raise unauthorized(
+            "not_authenticated", "A Bearer access token is required", "invalid_request"
+        )
     return await current_user(ctx, token)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
+
 from taskgate_common.settings import CommaList, ServiceSettings
 
 SERVICE_AUDIENCE = "auth-api"

@@ -19,9 +19,9 @@ async def register(ctx: AuthContext, request: RegisterRequest, role: Role = Role
     async with ctx.sessions() as db:
         taken = await users.taken_fields(db, request.email, request.username)
     # Username first: it is what the user typed last-chosen and most likely to retry.
-    for field in ("username", "email"):
-        if field in taken:
-            raise _taken(field)
+    for name in ("username", "email"):
+        if name in taken:
+            raise _taken(name)
     password_hash = await ctx.hasher.hash(request.password)
     try:
         async with ctx.sessions() as db, db.begin():

@@ -15,7 +15,7 @@ def _cache(response: Response, max_age: int) -> None:
 
 
 @router.get("/jwks.json", response_model=Jwks, summary="The public keys that verify access tokens")
-async def jwks(ctx: Context, response: Response) -> dict[str, object]:
+async def jwks(ctx: Context, response: Response) -> dict[str, list[dict[str, str]]]:
     _cache(response, ctx.settings.jwks_max_age_seconds)
     return ctx.keys.jwks()
 

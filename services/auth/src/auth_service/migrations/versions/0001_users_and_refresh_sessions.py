@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
     )
     op.create_index("uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
-    op.create_index(
-        "uq_users_username_lower", "users", [sa.text("lower(username)")], unique=True
-    )
+    op.create_index("uq_users_username_lower", "users", [sa.text("lower(username)")], unique=True)
     op.create_table(
         "refresh_sessions",
         sa.Column("id", sa.Uuid(), primary_key=True),

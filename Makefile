@@ -1,0 +1,40 @@
+# taskgate entry points. Needs only Python 3.11+ and make; everything else is installed here.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# uv from PATH, else a private copy installed with pip into .tools/ on first use.
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export UV_PYTHON_DOWNLOADS ?= never
+TEST_SUITES := services/auth/tests services/tasks/tests
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "uv not found: installing it into .tools/ with pip"
+	$(PYTHON) -m venv $(CURDIR)/.tools || $(PYTHON) -m virtualenv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+.PHONY: install
+install: $(UV) ## install the workspace (uv sync from uv.lock)
+	$(UV) sync --frozen
+
+.PHONY: test
+test: install ## run every test (services and end to end), on embedded PostgreSQL
+	$(UV) run pytest $(PYTEST_ARGS); status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+
+.PHONY: lint
+lint: install ## ruff and mypy
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	@# Each test suite has its own conftest.py, so each is checked on its own.
+	for suite in $(TEST_SUITES); do $(UV) run mypy $$suite || exit 1; done
+
+.PHONY: fmt
+fmt: install ## format and fix what ruff can
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .

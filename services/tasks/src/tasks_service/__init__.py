@@ -1,0 +1,1 @@
+"""The taskgate tasks service."""
