@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+ISSUER = "http://testserver/auth"
+
 _counter = itertools.count(1)
 
 
@@ -24,4 +26,5 @@ class Account:
 
 
 RegisterFn = Callable[..., Awaitable[Account]]
+SqlFn = Callable[[str], Awaitable[list[Any]]]
 LoginFn = Callable[[Account], Awaitable[dict[str, Any]]]

@@ -8,18 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
-from auth_factories import Account, LoginFn, RegisterFn, next_number
+from auth_factories import ISSUER, Account, LoginFn, RegisterFn, SqlFn, next_number
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from auth_service.core.config import Settings
 from auth_service.core.signing_keys import SigningKey, load_signing_key, write_new_key
 from auth_service.main import create_app
 from auth_service.migrate import upgrade
 from taskgate_devstack.pytest_plugin import PostgresForTests
-
-ISSUER = "http://testserver/auth"
 
 
 @pytest.fixture(scope="session")
@@ -66,16 +64,30 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+@pytest.fixture(scope="session")
+async def sql_engine(auth_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(auth_database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sql(sql_engine: AsyncEngine) -> SqlFn:
+    """Run one statement in its own committed transaction, as another client would."""
+
+    async def _sql(statement: str) -> list[Any]:
+        async with sql_engine.begin() as connection:
+            result = await connection.execute(text(statement))
+            return list(result.all()) if result.returns_rows else []
+
+    return _sql
+
+
 @pytest.fixture(autouse=True)
-async def _clean_tables(auth_database_url: str) -> AsyncIterator[None]:
+async def _clean_tables(sql: SqlFn) -> AsyncIterator[None]:
     """Each test starts from empty tables (truncation: the app commits its own work)."""
     yield
-    engine = create_async_engine(auth_database_url)
-    async with engine.begin() as connection:
-        await connection.execute(
-            text("TRUNCATE refresh_tokens, refresh_sessions, users RESTART IDENTITY CASCADE")
-        )
-    await engine.dispose()
+    await sql("TRUNCATE refresh_tokens, refresh_sessions, users RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
+import jwt
 import pytest
-from auth_factories import LoginFn, RegisterFn
+from auth_factories import LoginFn, RegisterFn, SqlFn
 
 
 async def test_register_login_me_round_trip(
@@ -135,26 +138,14 @@ async def test_oauth2_form_with_wrong_password_is_401(
 
 
 async def test_login_stores_only_a_hash_of_the_refresh_token(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, auth_database_url: str
+    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, sql: SqlFn
 ) -> None:
-    import hashlib
-
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     account = await register()
     tokens = await login(account)
-    engine = create_async_engine(auth_database_url)
-    async with engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                text(
-                    "SELECT t.token_hash, t.expires_at - t.created_at AS ttl, s.user_id::text "
-                    "FROM refresh_tokens t JOIN refresh_sessions s ON s.id = t.session_id"
-                )
-            )
-        ).all()
-    await engine.dispose()
+    rows = await sql(
+        "SELECT t.token_hash, t.expires_at - t.created_at AS ttl, s.user_id::text "
+        "FROM refresh_tokens t JOIN refresh_sessions s ON s.id = t.session_id"
+    )
     assert len(rows) == 1
     token_hash, ttl, user_id = rows[0]
     assert bytes(token_hash) == hashlib.sha256(tokens["refresh_token"].encode()).digest()
@@ -166,8 +157,6 @@ async def test_login_stores_only_a_hash_of_the_refresh_token(
 async def test_each_login_opens_its_own_session(
     client: httpx.AsyncClient, register: RegisterFn, login: LoginFn
 ) -> None:
-    import jwt
-
     account = await register()
     first, second = await login(account), await login(account)
     assert first["refresh_token"] != second["refresh_token"]
@@ -191,3 +180,49 @@ async def test_password_is_hashed_with_argon2id(
     await engine.dispose()
     assert stored.startswith("$argon2id$")
     assert account.password not in stored
+
+
+async def test_bcrypt_hash_is_verified_and_upgraded_on_login(
+    client: httpx.AsyncClient, register: RegisterFn, sql: SqlFn
+) -> None:
+    import bcrypt
+
+    account = await register()
+    legacy = bcrypt.hashpw(account.password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    await sql(f"UPDATE users SET password_hash = '{legacy}'")  # noqa: S608 - test-made value
+
+    response = await client.post(
+        "/auth/login", json={"username": account.username, "password": account.password}
+    )
+    assert response.status_code == 200
+    [(stored,)] = await sql("SELECT password_hash FROM users")
+    assert stored.startswith("$argon2id$")
+    again = await client.post(
+        "/auth/login", json={"username": account.username, "password": account.password}
+    )
+    assert again.status_code == 200
+
+
+async def test_concurrent_registrations_of_one_username_give_one_account(
+    client: httpx.AsyncClient, sql: SqlFn
+) -> None:
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/auth/register",
+                json={
+                    "email": f"racer{i}@example.com",
+                    "username": "Racer_One" if i % 2 else "racer_one",
+                    "password": "password-123",
+                },
+            )
+            for i in range(6)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201, 409, 409, 409, 409, 409]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"username_taken"}
+    [(count,)] = await sql("SELECT count(*) FROM users")
+    assert count == 1
