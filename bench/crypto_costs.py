@@ -1,0 +1,94 @@
+"""Per-operation cost of the CPU-bound work on the auth paths: password hashing and RS256.
+
+Run with `make bench` (or `uv run python bench/crypto_costs.py`). Prints a Markdown table and
+writes bench/results/crypto_costs.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from auth_service.core.access_tokens import issue_access_token, verify_access_token
+from auth_service.core.signing_keys import KeyRing, SigningKey
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+
+ISSUER = "http://localhost:8080/auth"
+
+
+def measure(fn: Callable[[], object], repeat: int) -> dict[str, float]:
+    fn()  # warm-up
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return {
+        "median_ms": round(statistics.median(samples), 3),
+        "p95_ms": round(samples[int(len(samples) * 0.95) - 1], 3),
+        "runs": repeat,
+    }
+
+
+def main() -> None:
+    argon2 = PasswordHash((Argon2Hasher(),))
+    bcrypt = PasswordHash((BcryptHasher(),))
+    argon2_hash = argon2.hash("correct horse battery")
+    bcrypt_hash = bcrypt.hash("correct horse battery")
+    key = SigningKey.from_private_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    keys = KeyRing.single(key)
+
+    def sign() -> str:
+        return issue_access_token(
+            keys,
+            issuer=ISSUER,
+            audience=["tasks-api", "auth-api"],
+            subject=uuid.uuid4(),
+            session_id=uuid.uuid4(),
+            role="user",
+            token_version=0,
+            ttl_seconds=900,
+        )
+
+    token = sign()
+    results = {
+        "argon2id hash (login/register)": measure(lambda: argon2.hash("correct horse"), 20),
+        "argon2id verify (login)": measure(
+            lambda: argon2.verify("correct horse battery", argon2_hash), 20
+        ),
+        "bcrypt verify (legacy hash)": measure(
+            lambda: bcrypt.verify("correct horse battery", bcrypt_hash), 10
+        ),
+        "RS256 sign access token": measure(sign, 200),
+        "RS256 verify access token (full checks)": measure(
+            lambda: verify_access_token(
+                token, keys, issuer=ISSUER, audience="tasks-api", leeway_seconds=30
+            ),
+            1000,
+        ),
+    }
+    cores = os.cpu_count() or 1
+    verify_ms = results["argon2id verify (login)"]["median_ms"]
+    machine = f"{platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}"
+    print(f"Machine: {machine}\n")
+    print("| operation | median ms | p95 ms | runs |\n|---|---:|---:|---:|")
+    for name, r in results.items():
+        print(f"| {name} | {r['median_ms']} | {r['p95_ms']} | {r['runs']} |")
+    print(f"\nLogin hash bound: {cores} cores / {verify_ms} ms = {cores * 1000 / verify_ms:.0f} logins/s")
+    out = Path(__file__).parent / "results" / "crypto_costs.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Settings and the framework-free pieces: token verification, positions, cursors."""

@@ -1,0 +1,50 @@
+"""Tasks settings, read from `TASKS_*` environment variables (see docs/configuration.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field, HttpUrl, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from taskgate_common.settings import ServiceSettings
+
+SERVICE_AUDIENCE = "tasks-api"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TASKS_", env_file=None, extra="ignore")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskgate_tasks"
+    auth_issuer: str = Field(
+        "http://localhost:8080/auth",
+        description="The `iss` every access token must carry; the base of JWKS discovery",
+    )
+    auth_jwks_url: HttpUrl | None = Field(
+        None,
+        description="Where to fetch the JWKS; empty means discover it from the issuer's "
+        "openid-configuration",
+    )
+    token_audience: str = Field(SERVICE_AUDIENCE, description="Required member of `aud`")
+    token_leeway_seconds: int = Field(30, ge=0, le=300)
+    token_cache_size: int = Field(10_000, ge=0, le=1_000_000)
+    jwks_default_ttl_seconds: float = Field(300, gt=0)
+    jwks_min_ttl_seconds: float = Field(60, gt=0)
+    jwks_max_ttl_seconds: float = Field(3600, gt=0)
+    jwks_unknown_kid_cooldown_seconds: float = Field(30, ge=0)
+    jwks_fetch_timeout_seconds: float = Field(5, gt=0, le=60)
+    jwks_retry_max_seconds: float = Field(60, gt=0)
+    docs_enabled: bool = True
+
+    @field_validator("auth_issuer")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _ttl_bounds(self) -> Settings:
+        if self.jwks_min_ttl_seconds > self.jwks_max_ttl_seconds:
+            raise ValueError("jwks_min_ttl_seconds must not exceed jwks_max_ttl_seconds")
+        return self
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.auth_issuer}/.well-known/openid-configuration"

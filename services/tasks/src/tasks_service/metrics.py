@@ -1,0 +1,65 @@
+"""The tasks service's own Prometheus series (HTTP metrics come from the instrumentator)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+REJECTION_REASONS = (
+    "missing",
+    "malformed",
+    "bad_algorithm",
+    "not_access_token",
+    "unknown_key",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_issuer",
+    "wrong_audience",
+    "invalid_claims",
+    "invalid",
+)
+UPDATE_OPERATIONS = ("patch", "replace", "move", "complete")
+
+
+class TasksMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.jwks_refreshes = Counter(
+            "tasks_jwks_refreshes_total",
+            "Successful JWKS fetches, by what triggered them",
+            ["trigger"],
+            registry=registry,
+        )
+        self.jwks_fetch_failures = Counter(
+            "tasks_jwks_fetch_failures_total",
+            "JWKS fetches that failed (the last good key set stays in use)",
+            ["trigger"],
+            registry=registry,
+        )
+        self.jwks_keys = Gauge(
+            "tasks_jwks_keys", "Verification keys currently cached", registry=registry
+        )
+        self.token_rejections = Counter(
+            "tasks_token_rejections_total",
+            "Access tokens refused, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.tasks_created = Counter(
+            "tasks_tasks_created_total", "Tasks created", registry=registry
+        )
+        self.tasks_updated = Counter(
+            "tasks_tasks_updated_total",
+            "Task changes, by operation",
+            ["operation"],
+            registry=registry,
+        )
+        self.tasks_deleted = Counter(
+            "tasks_tasks_deleted_total", "Tasks deleted", registry=registry
+        )
+        for trigger in ("scheduled", "unknown_kid"):
+            self.jwks_refreshes.labels(trigger=trigger)
+            self.jwks_fetch_failures.labels(trigger=trigger)
+        for reason in REJECTION_REASONS:
+            self.token_rejections.labels(reason=reason)
+        for operation in UPDATE_OPERATIONS:
+            self.tasks_updated.labels(operation=operation)

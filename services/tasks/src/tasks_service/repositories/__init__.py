@@ -1,0 +1,1 @@
+"""SQL only: no HTTP, no transactions of their own."""
