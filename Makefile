@@ -26,6 +26,26 @@ test: install ## run every test (services and end to end), on embedded PostgreSQ
 	$(UV) run pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
+.PHONY: dev
+dev: install ## run the whole stack locally (no Docker); data kept in .data/
+	$(UV) run python -m taskgate_devstack
+
+.PHONY: bench
+bench: install ## measure the hot paths (see bench/)
+	$(UV) run python bench/crypto_costs.py
+
+.PHONY: keys
+keys: install ## create the signing key under .data/keys/ unless it exists
+	$(UV) run python -m auth_service keys generate --if-missing
+
+.PHONY: up
+up: keys ## the Docker Compose deploy (needs Docker and a .env, see .env.example)
+	docker compose up -d --build
+
+.PHONY: down
+down: ## stop the Compose deploy (volumes are kept)
+	docker compose down
+
 .PHONY: lint
 lint: install ## ruff and mypy
 	$(UV) run ruff check .

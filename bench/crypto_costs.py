@@ -15,12 +15,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from auth_service.core.access_tokens import issue_access_token, verify_access_token
-from auth_service.core.signing_keys import KeyRing, SigningKey
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
+
+from auth_service.core.access_tokens import issue_access_token, verify_access_token
+from auth_service.core.signing_keys import KeyRing, SigningKey
 
 ISSUER = "http://localhost:8080/auth"
 
@@ -45,7 +46,9 @@ def main() -> None:
     bcrypt = PasswordHash((BcryptHasher(),))
     argon2_hash = argon2.hash("correct horse battery")
     bcrypt_hash = bcrypt.hash("correct horse battery")
-    key = SigningKey.from_private_key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    key = SigningKey.from_private_key(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
     keys = KeyRing.single(key)
 
     def sign() -> str:
@@ -79,12 +82,16 @@ def main() -> None:
     }
     cores = os.cpu_count() or 1
     verify_ms = results["argon2id verify (login)"]["median_ms"]
-    machine = f"{platform.processor() or platform.machine()}, {cores} cores, Python {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    machine = f"{cpu}, {cores} cores, Python {platform.python_version()}"
     print(f"Machine: {machine}\n")
     print("| operation | median ms | p95 ms | runs |\n|---|---:|---:|---:|")
     for name, r in results.items():
         print(f"| {name} | {r['median_ms']} | {r['p95_ms']} | {r['runs']} |")
-    print(f"\nLogin hash bound: {cores} cores / {verify_ms} ms = {cores * 1000 / verify_ms:.0f} logins/s")
+    print(
+        f"\nLogin hash bound: {cores} cores / {verify_ms} ms"
+        f" = {cores * 1000 / verify_ms:.0f} logins/s"
+    )
     out = Path(__file__).parent / "results" / "crypto_costs.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")

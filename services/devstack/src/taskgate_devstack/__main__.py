@@ -1,0 +1,86 @@
+"""`python -m taskgate_devstack`: run the dev stack in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from taskgate_devstack.postgres import PostgresStartError
+from taskgate_devstack.stack import DEFAULT_CONFIG, REPO_ROOT, DevStack, StackConfig, StackError
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, _: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _apply_port_overrides(config: StackConfig) -> None:
+    """TASKGATE_PORT_GATEWAY=9090 and friends move a port without editing the config."""
+    for name in config.ports:
+        value = os.environ.get(f"TASKGATE_PORT_{name.upper()}")
+        if value:
+            config.ports[name] = int(value)
+
+
+def _print_urls(stack: DevStack) -> None:
+    ports = stack.config.ports
+    lines = [
+        "",
+        "taskgate dev stack is up:",
+        f"  auth service     http://localhost:{ports['auth']}/auth/docs   (Swagger UI)",
+        f"  auth metrics     http://localhost:{ports['auth']}/metrics",
+        f"  auth health      http://localhost:{ports['auth']}/health",
+    ]
+    if "tasks" in stack.processes:
+        lines += [
+            f"  tasks service    http://localhost:{ports['tasks']}/api/docs    (Swagger UI)",
+            f"  tasks metrics    http://localhost:{ports['tasks']}/metrics",
+            f"  tasks health     http://localhost:{ports['tasks']}/health",
+        ]
+    for name, server in stack.postgres.items():
+        database = stack.config.databases[name]["name"]
+        lines.append(f"  {name + ' database':<16} {server.url(database, driver='postgresql')}")
+    lines += [f"  {'data':<16} {stack.data_dir}", "Press Ctrl-C to stop everything.", ""]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m taskgate_devstack")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".data")
+    args = parser.parse_args(argv)
+
+    config = StackConfig.load(args.config)
+    _apply_port_overrides(config)
+    stack = DevStack(config, args.data_dir.resolve())
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        stack.start()
+        _print_urls(stack)
+        while (failed := stack.failed_process()) is None:
+            time.sleep(0.5)
+        print(f"{failed} stopped unexpectedly; stopping the stack", file=sys.stderr)
+        return 1
+    except (StackError, PostgresStartError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except _Stop:
+        print("\nstopping…", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
