@@ -1,1 +1,111 @@
-"""Fixtures for the tasks service."""
+"""Fixtures for the tasks service: a real auth server, a migrated tasks database, an app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from tasks_factories import AuthServer, User, tasks_settings
+
+from auth_service.core.signing_keys import SigningKey, load_signing_key, write_new_key
+from auth_service.migrate import upgrade as upgrade_auth
+from taskgate_devstack.pytest_plugin import PostgresForTests
+from tasks_service.core.config import Settings
+from tasks_service.main import create_app
+from tasks_service.migrate import upgrade
+
+
+@pytest.fixture(scope="session")
+def auth_database_url(postgres_server: PostgresForTests) -> str:
+    url = postgres_server.fresh_database("auth_for_tasks")
+    upgrade_auth(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def auth_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("auth-keys") / "signing-key.pem"
+    write_new_key(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def auth_key(auth_key_file: Path) -> SigningKey:
+    """The private key the auth server signs with (tests forge tokens with it)."""
+    return load_signing_key(auth_key_file)
+
+
+@pytest.fixture(scope="session")
+def auth_server(auth_database_url: str, auth_key_file: Path) -> Iterator[AuthServer]:
+    server = AuthServer(auth_database_url, auth_key_file)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tasks_database_url(postgres_server: PostgresForTests) -> str:
+    url = postgres_server.fresh_database("tasks")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def tasks_db(tasks_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """Direct access for checks the API does not expose (positions) and for cleaning up."""
+    engine = create_async_engine(tasks_database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(tasks_database_url: str, auth_server: AuthServer) -> Settings:
+    return tasks_settings(tasks_database_url, auth_server)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        assert await application.state.ctx.jwks.refresh()
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def users(auth_server: AuthServer) -> list[User]:
+    """Four real accounts with real access tokens (15 minutes: longer than the suite)."""
+    return [auth_server.new_user() for _ in range(4)]
+
+
+@pytest.fixture
+def alice(users: list[User]) -> User:
+    return users[0]
+
+
+@pytest.fixture
+def bob(users: list[User]) -> User:
+    return users[1]
+
+
+async def truncate_tasks(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("TRUNCATE tasks"))
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(tasks_db: AsyncEngine) -> AsyncIterator[None]:
+    """Each test starts from an empty table (truncation: the app commits its own work)."""
+    yield
+    await truncate_tasks(tasks_db)

@@ -56,6 +56,8 @@ class User(Base):
         # Uniqueness ignores case: "Alice" and "alice" are one account.
         Index("uq_users_email_lower", func.lower(email), unique=True),
         Index("uq_users_username_lower", func.lower(username), unique=True),
+        # The admin listing pages in this order.
+        Index("ix_users_created_at_id", "created_at", "id"),
     )
 
 
@@ -71,7 +73,16 @@ class RefreshSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
 
-    __table_args__ = (Index("ix_refresh_sessions_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_refresh_sessions_user_id", "user_id"),
+        # What `sessions purge` looks for.
+        Index("ix_refresh_sessions_expires_at", "expires_at"),
+        Index(
+            "ix_refresh_sessions_revoked_at",
+            "revoked_at",
+            postgresql_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
 
 
 class RefreshToken(Base):

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -70,6 +71,63 @@ class LoginRequest(BaseModel):
         return (self.username or self.email or "").strip()
 
 
+class AdminCreateUserRequest(RegisterRequest):
+    role: Role = Role.USER
+
+
+class AdminUpdateUserRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> AdminUpdateUserRequest:
+        if self.role is None and self.is_active is None:
+            raise ValueError("give role and/or is_active")
+        return self
+
+
+class UpdateMeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateMeRequest:
+        if self.username is None and self.email is None:
+            raise ValueError("give username and/or email")
+        return self
+
+
+class ChangePasswordRequest(BaseModel):
+    """`old_password` is accepted for `current_password` (for `/users/me/password` clients)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    current_password: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=128,
+            validation_alias=AliasChoices("current_password", "old_password"),
+        ),
+    ]
+    new_password: Password
+
+
+RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class RefreshRequest(BaseModel):
+    """The refresh token; leave it out to use the refresh cookie (browser mode)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    refresh_token: RefreshTokenValue | None = None
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -82,9 +140,18 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+class UserPage(BaseModel):
+    items: list[UserOut]
+    total: int = Field(description="Users in all pages")
+    limit: int
+    offset: int
+
+
 class TokenPair(BaseModel):
     access_token: str
-    refresh_token: str
+    refresh_token: str | None = Field(
+        None, description="Absent in cookie mode, where it travels in the refresh cookie"
+    )
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the access token expires")
     refresh_expires_in: int = Field(description="Seconds until the refresh token expires")

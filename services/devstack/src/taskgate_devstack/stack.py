@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from taskgate_devstack.databases import ensure_database
+from taskgate_devstack.gateway import render_static_config, traefik_binary, write_static_config
 from taskgate_devstack.postgres import EmbeddedPostgres, port_is_free
 from taskgate_devstack.processes import spawn, terminate
 
@@ -42,10 +43,18 @@ class ServiceSpec:
 
 
 @dataclass
+class GatewaySpec:
+    static: Path
+    dynamic: Path
+    env: dict[str, str]
+
+
+@dataclass
 class StackConfig:
     ports: dict[str, int]
     databases: dict[str, dict[str, str]]
     services: list[ServiceSpec]
+    gateway: GatewaySpec | None = None
 
     @classmethod
     def load(cls, path: Path = DEFAULT_CONFIG) -> StackConfig:
@@ -62,7 +71,19 @@ class StackConfig:
             )
             for name, spec in raw["services"].items()
         ]
-        return cls(ports=dict(raw["ports"]), databases=raw["databases"], services=services)
+        gateway = None
+        if "gateway" in raw:
+            gateway = GatewaySpec(
+                static=REPO_ROOT / raw["gateway"]["static"],
+                dynamic=REPO_ROOT / raw["gateway"]["dynamic"],
+                env=dict(raw["gateway"].get("env", {})),
+            )
+        return cls(
+            ports=dict(raw["ports"]),
+            databases=raw["databases"],
+            services=services,
+            gateway=gateway,
+        )
 
 
 @dataclass
@@ -103,6 +124,8 @@ class DevStack:
     def _used_ports(self) -> set[str]:
         used = {spec["port"] for spec in self.config.databases.values()}
         used |= {service.port for service in self.config.services}
+        if self.config.gateway is not None:
+            used |= {"gateway", "gateway_ping", "gateway_metrics"}
         return used
 
     def start(self) -> None:
@@ -114,6 +137,8 @@ class DevStack:
                 self._start_service(service)
             for service in self.config.services:
                 self._wait_ready(service)
+            if self.config.gateway is not None:
+                self._start_gateway(self.config.gateway)
         except BaseException:
             self.stop()
             raise
@@ -175,20 +200,34 @@ class DevStack:
         ]
         self.processes[service.name] = spawn(args, env, self._log_file(service.name), REPO_ROOT)
 
-    def _wait_ready(self, service: ServiceSpec, timeout: float = 60.0) -> None:
-        process = self.processes[service.name]
-        url = f"{self.url(service.port)}/health/ready"
+    def _wait_ready(self, service: ServiceSpec) -> None:
+        self._wait_http(service.name, f"{self.url(service.port)}/health/ready")
+
+    def _start_gateway(self, gateway: GatewaySpec) -> None:
+        access_log = self._log_file("gateway-access")
+        config = render_static_config(gateway.static, gateway.dynamic, self.config.ports, access_log)
+        static_file = write_static_config(config, self.data_dir / "gateway" / "traefik.yml")
+        env = dict(os.environ)
+        env.update({key: self._expand(value) for key, value in gateway.env.items()})
+        args = [str(traefik_binary()), f"--configFile={static_file}"]
+        self.processes["gateway"] = spawn(args, env, self._log_file("gateway"), REPO_ROOT)
+        # Ready when it answers ping and routes to the auth service (routers are loaded).
+        self._wait_http("gateway", f"{self.url('gateway_ping')}/ping")
+        self._wait_http("gateway", f"{self.url('gateway')}/auth/.well-known/openid-configuration")
+
+    def _wait_http(self, name: str, url: str, timeout: float = 60.0) -> None:
+        process = self.processes[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise StackError(f"{service.name} exited with code {process.returncode}")
+                raise StackError(f"{name} exited with code {process.returncode}")
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        raise StackError(f"{service.name} not ready at {url} after {timeout:.0f}s")
+        raise StackError(f"{name} not ready at {url} after {timeout:.0f}s")
 
     def failed_process(self) -> str | None:
         for name, process in self.processes.items():

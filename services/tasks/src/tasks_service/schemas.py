@@ -133,7 +133,9 @@ class TaskOut(BaseModel):
 
 class TaskPage(BaseModel):
     items: list[TaskOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
 
 
 class BoardColumn(BaseModel):
@@ -159,9 +161,10 @@ class TaskListParams(BaseModel):
         default_factory=list, max_length=20, description="Repeatable: has all of"
     )
     priority: list[Priority] = Field(default_factory=list, description="Repeatable: any of")
-    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = (
-        Field(None, description="Case-insensitive text in the title or description")
-    )
+    q: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+        | None
+    ) = Field(None, description="Case-insensitive text in the title or description")
     due_before: AwareDatetime | None = Field(None, description="Due strictly before (ISO 8601)")
     due_after: AwareDatetime | None = Field(None, description="Due strictly after (ISO 8601)")
     completed: bool | None = Field(None, description="Only done (true) or not done (false)")

@@ -6,7 +6,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from taskgate_common.settings import CommaList, ServiceSettings
@@ -26,9 +26,38 @@ class Settings(ServiceSettings):
         default_factory=lambda: ["tasks-api", SERVICE_AUDIENCE],
         description="The `aud` claim of access tokens",
     )
-    signing_key_file: Path = Path(".data/keys/signing-key.pem")
+    signing_key_file: Path = Field(
+        Path(".data/keys/signing-key.pem"),
+        description="The one signing key, used when neither keys dir nor key files are set",
+    )
+    signing_keys_dir: Path | None = Field(
+        None, description="Directory whose *.pem files are all published; one of them signs"
+    )
+    signing_key_files: CommaList = Field(
+        default_factory=list, description="PEM files, all published; one of them signs"
+    )
+    active_key_id: str | None = Field(
+        None,
+        description="The signing key among several: its kid, file name or file stem",
+    )
     access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
     refresh_token_ttl_seconds: int = Field(7 * 86_400, ge=300, le=90 * 86_400)
+    session_max_age_seconds: int = Field(
+        30 * 86_400,
+        ge=300,
+        le=365 * 86_400,
+        description="Absolute lifetime of a login; rotation never extends a family past it",
+    )
+    cookie_secure: bool = Field(
+        True, description="Mark the refresh cookie Secure; false only for plain-HTTP dev setups"
+    )
+    refresh_cookie_name: str = Field(
+        "taskgate_refresh", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Refresh cookie name"
+    )
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_username: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    bootstrap_admin_password_file: Path | None = None
     jwks_max_age_seconds: int = Field(300, ge=0, le=86_400)
     token_leeway_seconds: int = Field(30, ge=0, le=300)
     password_hash_concurrency: int = Field(

@@ -12,10 +12,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+if TYPE_CHECKING:
+    from auth_service.core.config import Settings
 
 MIN_KEY_BITS = 2048
 
@@ -105,6 +108,10 @@ class KeyRing:
     active: SigningKey
     published: tuple[SigningKey, ...]
 
+    def __post_init__(self) -> None:
+        if self.find(self.active.kid) is None:
+            raise SigningKeyError("the active signing key must also be published")
+
     @classmethod
     def single(cls, key: SigningKey) -> KeyRing:
         return cls(active=key, published=(key,))
@@ -117,3 +124,85 @@ class KeyRing:
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [key.public_jwk for key in self.published]}
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    path: Path
+    key: SigningKey
+
+
+def _matches(entry: KeyFile, wanted: str) -> bool:
+    return wanted in (entry.key.kid, entry.path.name, entry.path.stem)
+
+
+def load_key_files(
+    *, key_file: Path, keys_dir: Path | None = None, key_files: list[str] | None = None
+) -> list[KeyFile]:
+    """Every configured key, in a stable order (file name), without duplicates.
+
+    `keys_dir` and `key_files` add up; `key_file` is used alone when neither is set.
+    """
+    paths: list[Path] = []
+    if keys_dir is not None:
+        if not keys_dir.is_dir():
+            raise SigningKeyError(f"signing keys directory {keys_dir} does not exist")
+        paths.extend(sorted(keys_dir.glob("*.pem")))
+        if not paths:
+            raise SigningKeyError(f"signing keys directory {keys_dir} holds no *.pem file")
+    paths.extend(Path(item) for item in key_files or [])
+    if not paths:
+        paths = [key_file]
+    loaded: list[KeyFile] = []
+    for path in paths:
+        key = load_signing_key(path)
+        if all(entry.key.kid != key.kid for entry in loaded):
+            loaded.append(KeyFile(path, key))
+    return loaded
+
+
+def choose_active(entries: list[KeyFile], active: str | None) -> KeyFile:
+    if active:
+        chosen = [entry for entry in entries if _matches(entry, active)]
+        if len(chosen) != 1:
+            names = ", ".join(f"{e.path.name} ({e.key.kid})" for e in entries)
+            raise SigningKeyError(
+                f"AUTH_ACTIVE_KEY_ID={active!r} matches {len(chosen)} of the keys: {names}"
+            )
+        return chosen[0]
+    if len(entries) > 1:
+        raise SigningKeyError(
+            f"{len(entries)} signing keys are configured; set AUTH_ACTIVE_KEY_ID to the kid "
+            "or file name of the one that signs (see `python -m auth_service keys list`)"
+        )
+    return entries[0]
+
+
+def load_key_ring(
+    *,
+    key_file: Path,
+    keys_dir: Path | None = None,
+    key_files: list[str] | None = None,
+    active: str | None = None,
+) -> KeyRing:
+    """The configured keys: one signs, all are published in the JWKS."""
+    entries = load_key_files(key_file=key_file, keys_dir=keys_dir, key_files=key_files)
+    signer = choose_active(entries, active)
+    return KeyRing(active=signer.key, published=tuple(entry.key for entry in entries))
+
+
+def configured_key_files(settings: Settings) -> list[KeyFile]:
+    return load_key_files(
+        key_file=settings.signing_key_file,
+        keys_dir=settings.signing_keys_dir,
+        key_files=settings.signing_key_files,
+    )
+
+
+def key_ring_for(settings: Settings) -> KeyRing:
+    return load_key_ring(
+        key_file=settings.signing_key_file,
+        keys_dir=settings.signing_keys_dir,
+        key_files=settings.signing_key_files,
+        active=settings.active_key_id,
+    )

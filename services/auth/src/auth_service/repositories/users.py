@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.models import Role, User
+from auth_service.models import RefreshSession, Role, User
 
 EMAIL_INDEX = "uq_users_email_lower"
 USERNAME_INDEX = "uq_users_username_lower"
@@ -25,23 +26,82 @@ async def find_by_login(session: AsyncSession, identifier: str) -> User | None:
     return result.scalar_one_or_none()
 
 
-async def taken_fields(session: AsyncSession, email: str, username: str) -> set[str]:
-    """Which of `email` and `username` already belong to an account, ignoring case."""
+async def get_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     result = await session.execute(
-        select(User.email, User.username).where(
-            or_(
-                func.lower(User.email) == email.lower(),
-                func.lower(User.username) == username.lower(),
-            )
-        )
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
+    return result.scalar_one_or_none()
+
+
+async def get_with_session_state(
+    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID | None
+) -> tuple[User, bool] | None:
+    """The user, and whether the login session `session_id` has been revoked (one query)."""
+    revoked = (
+        select(RefreshSession.revoked_at.is_not(None))
+        .where(RefreshSession.id == session_id, RefreshSession.user_id == User.id)
+        .scalar_subquery()
+    )
+    result = await session.execute(select(User, revoked).where(User.id == user_id))
+    row = result.one_or_none()
+    if row is None:
+        return None
+    user, session_revoked = row
+    return user, bool(session_revoked)
+
+
+async def taken_fields(
+    session: AsyncSession,
+    email: str | None,
+    username: str | None,
+    exclude: uuid.UUID | None = None,
+) -> set[str]:
+    """Which of `email` and `username` already belong to another account, ignoring case."""
+    conditions = []
+    if email is not None:
+        conditions.append(func.lower(User.email) == email.lower())
+    if username is not None:
+        conditions.append(func.lower(User.username) == username.lower())
+    if not conditions:
+        return set()
+    query = select(User.email, User.username).where(or_(*conditions))
+    if exclude is not None:
+        query = query.where(User.id != exclude)
     taken: set[str] = set()
-    for row_email, row_username in result.all():
-        if row_email.lower() == email.lower():
+    for row_email, row_username in (await session.execute(query)).all():
+        if email is not None and row_email.lower() == email.lower():
             taken.add("email")
-        if row_username.lower() == username.lower():
+        if username is not None and row_username.lower() == username.lower():
             taken.add("username")
     return taken
+
+
+async def page(session: AsyncSession, *, limit: int, offset: int) -> tuple[list[User], int]:
+    """One page of users, oldest first, and the total number of users."""
+    total = (await session.execute(select(func.count()).select_from(User))).scalar_one()
+    result = await session.execute(
+        select(User).order_by(User.created_at, User.id).limit(limit).offset(offset)
+    )
+    return list(result.scalars().all()), int(total)
+
+
+async def lock_active_admins(session: AsyncSession) -> list[uuid.UUID]:
+    """Ids of the active admins, locked: concurrent demotions cannot remove the last one."""
+    result = await session.execute(
+        select(User.id)
+        .where(User.role == Role.ADMIN, User.is_active.is_(True))
+        .order_by(User.id)
+        .with_for_update()
+    )
+    return list(result.scalars().all())
+
+
+async def admin_exists(session: AsyncSession) -> bool:
+    result = await session.execute(select(User.id).where(User.role == Role.ADMIN).limit(1))
+    return result.first() is not None
 
 
 async def add(
@@ -58,6 +118,23 @@ async def set_password_hash(session: AsyncSession, user_id: uuid.UUID, password_
     await session.execute(
         update(User).where(User.id == user_id).values(password_hash=password_hash)
     )
+
+
+async def update_fields(
+    session: AsyncSession, user_id: uuid.UUID, *, bump_token_version: bool = False, **values: Any
+) -> User | None:
+    """Change the given columns (and optionally invalidate access tokens); the updated user."""
+    if bump_token_version:
+        values["token_version"] = User.token_version + 1
+    values["updated_at"] = func.now()
+    result = await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(**values)
+        .returning(User)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
 
 
 def violated_unique_field(exc: IntegrityError) -> str | None:

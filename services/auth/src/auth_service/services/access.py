@@ -5,7 +5,7 @@ from __future__ import annotations
 from auth_service.context import AuthContext
 from auth_service.core.access_tokens import TokenRejected, verify_access_token
 from auth_service.core.config import SERVICE_AUDIENCE
-from auth_service.models import User
+from auth_service.models import Role, User
 from auth_service.repositories import users
 from taskgate_common.errors import ApiError
 
@@ -31,14 +31,21 @@ async def current_user(ctx: AuthContext, token: str) -> User:
         code = "token_expired" if rejected.reason == "expired" else "invalid_token"
         raise unauthorized(code, rejected.message) from None
     async with ctx.sessions() as db:
-        user = await users.get(db, claims.subject)
-    if user is None:
+        found = await users.get_with_session_state(db, claims.subject, claims.session_id)
+    if found is None:
         ctx.metrics.token_rejections.labels(reason="unknown_user").inc()
         raise unauthorized("invalid_token", "The token's user no longer exists")
+    user, session_revoked = found
     if not user.is_active:
         ctx.metrics.token_rejections.labels(reason="user_inactive").inc()
         raise unauthorized("user_inactive", "This account is deactivated")
-    if claims.token_version < user.token_version:
+    if claims.token_version < user.token_version or session_revoked:
         ctx.metrics.token_rejections.labels(reason="revoked").inc()
         raise unauthorized("token_revoked", "The token was revoked; log in again")
+    return user
+
+
+def require_admin(user: User) -> User:
+    if user.role is not Role.ADMIN:
+        raise ApiError(403, "admin_required", "Only an admin may do this")
     return user

@@ -127,7 +127,7 @@ class TokenVerifier:
             raise TokenRejected("wrong_issuer", "The token was issued by someone else") from None
         except jwt.InvalidSignatureError:
             raise TokenRejected("bad_signature", "The token signature is invalid") from None
-        except (jwt.MissingRequiredClaimError, jwt.InvalidSubjectError):
+        except (jwt.MissingRequiredClaimError, jwt.exceptions.InvalidSubjectError):
             raise TokenRejected("invalid_claims", "The token's claims are incomplete") from None
         except jwt.InvalidTokenError:
             raise TokenRejected("invalid", "The token is invalid") from None

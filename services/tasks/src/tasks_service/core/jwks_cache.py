@@ -37,6 +37,10 @@ class JwksError(Exception):
     """A JWKS (or discovery) document that cannot be used."""
 
 
+class JwksNotLoaded(RuntimeError):
+    """No key set was fetched yet (what readiness reports while auth has never answered)."""
+
+
 @dataclass(frozen=True)
 class KeySet:
     keys: Mapping[str, RSAPublicKey]

@@ -11,7 +11,6 @@ from sqlalchemy import (
     ColumnElement,
     and_,
     delete,
-    false,
     func,
     insert,
     literal,
@@ -25,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tasks_service.core.positions import GAP
-from tasks_service.models import Priority, Task, TaskStatus
+from tasks_service.models import Task, TaskStatus
 
 
 async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
@@ -59,21 +58,26 @@ async def change(session: AsyncSession, task: Task, values: dict[str, Any]) -> T
         .where(Task.id == task.id, Task.owner_id == task.owner_id)
         .values(**values, version=Task.version + 1, updated_at=func.now())
         .returning(Task)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    updated = (await session.scalars(statement)).one()
-    await session.refresh(updated)
-    return updated
+    return (await session.scalars(statement)).one()
 
 
 async def remove(session: AsyncSession, task: Task) -> None:
     await session.execute(delete(Task).where(Task.id == task.id, Task.owner_id == task.owner_id))
 
 
-async def last_position(session: AsyncSession, owner_id: uuid.UUID, status: TaskStatus) -> int | None:
+async def last_position(
+    session: AsyncSession, owner_id: uuid.UUID, status: TaskStatus, *, exclude: uuid.UUID
+) -> int | None:
     statement = select(func.max(Task.position)).where(
-        Task.owner_id == owner_id, Task.status == status
+        Task.owner_id == owner_id, Task.status == status, Task.id != exclude
     )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def position_of(session: AsyncSession, owner_id: uuid.UUID, task_id: uuid.UUID) -> int | None:
+    statement = select(Task.position).where(Task.owner_id == owner_id, Task.id == task_id)
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -159,19 +163,26 @@ def _after(sort: str, key: Sequence[Any]) -> ColumnElement[bool]:
     """Rows strictly after `key` in `sort` order (the keyset condition)."""
     if sort == "position":
         return tuple_(Task.status, Task.position, Task.id) > tuple_(
-            literal(key[0], Task.status.type), key[1], key[2]
+            literal(key[0], Task.status.type), literal(key[1], Task.position.type), _id(key[2])
         )
-    if sort == "-created_at":
-        return tuple_(Task.created_at, Task.id) < tuple_(key[0], key[1])
-    if sort == "-updated_at":
-        return tuple_(Task.updated_at, Task.id) < tuple_(key[0], key[1])
+    if sort in ("-created_at", "-updated_at"):
+        column = Task.created_at if sort == "-created_at" else Task.updated_at
+        return tuple_(column, Task.id) < tuple_(_stamp(key[0]), _id(key[1]))
     due, task_id = key
     if due is None:  # already in the undated tail, ordered by id
-        return and_(Task.due_at.is_(None), Task.id > task_id)
+        return and_(Task.due_at.is_(None), Task.id > _id(task_id))
     return or_(
-        tuple_(Task.due_at, Task.id) > tuple_(due, task_id),
+        tuple_(Task.due_at, Task.id) > tuple_(_stamp(due), _id(task_id)),
         Task.due_at.is_(None),
     )
+
+
+def _stamp(value: datetime) -> ColumnElement[datetime]:
+    return literal(value, Task.created_at.type)
+
+
+def _id(value: uuid.UUID) -> ColumnElement[uuid.UUID]:
+    return literal(value, Task.id.type)
 
 
 def sort_key(sort: str, task: Task) -> list[Any]:
@@ -222,10 +233,6 @@ async def board(session: AsyncSession, owner_id: uuid.UUID, per_column: int) -> 
 
 
 async def column_totals(session: AsyncSession, owner_id: uuid.UUID) -> dict[TaskStatus, int]:
-    statement = (
-        select(Task.status, func.count()).where(Task.owner_id == owner_id).group_by(Task.status)
-    )
-    return {status: count for status, count in (await session.execute(statement)).all()}
-
-
-__all__ = ["Priority", "false"]
+    total = func.count().label("total")
+    statement = select(Task.status, total).where(Task.owner_id == owner_id).group_by(Task.status)
+    return {row.status: row.total for row in (await session.execute(statement)).all()}

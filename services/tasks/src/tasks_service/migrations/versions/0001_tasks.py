@@ -51,19 +51,21 @@ def upgrade() -> None:
             initially="DEFERRED",
         ),
         sa.CheckConstraint("char_length(title) BETWEEN 1 AND 200", name="ck_tasks_title_length"),
-        sa.CheckConstraint(
-            "char_length(description) <= 10000", name="ck_tasks_description_length"
-        ),
+        sa.CheckConstraint("char_length(description) <= 10000", name="ck_tasks_description_length"),
         sa.CheckConstraint("cardinality(labels) <= 20", name="ck_tasks_labels_count"),
         sa.CheckConstraint(
             "(status = 'done') = (completed_at IS NOT NULL)", name="ck_tasks_completed_at"
         ),
     )
     op.create_index(
-        "ix_tasks_owner_created", "tasks", ["owner_id", sa.text("created_at DESC"), sa.text("id DESC")]
+        "ix_tasks_owner_created",
+        "tasks",
+        ["owner_id", sa.text("created_at DESC"), sa.text("id DESC")],
     )
     op.create_index(
-        "ix_tasks_owner_updated", "tasks", ["owner_id", sa.text("updated_at DESC"), sa.text("id DESC")]
+        "ix_tasks_owner_updated",
+        "tasks",
+        ["owner_id", sa.text("updated_at DESC"), sa.text("id DESC")],
     )
     op.create_index("ix_tasks_owner_due", "tasks", ["owner_id", "due_at", "id"])
     op.create_index("ix_tasks_labels", "tasks", ["labels"], postgresql_using="gin")

@@ -1,0 +1,40 @@
+"""Ending every session of a user: logout everywhere, and changing the password."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from auth_service.context import AuthContext
+from auth_service.models import User
+from auth_service.repositories import refresh_tokens, users
+from taskgate_common.errors import ApiError
+
+
+async def logout_all(ctx: AuthContext, user: User) -> None:
+    """Revoke every family and move `token_version` on, so access tokens die with them."""
+    now = datetime.now(UTC)
+    async with ctx.sessions() as db, db.begin():
+        await users.update_fields(db, user.id, bump_token_version=True)
+        revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "logout_all")
+    ctx.metrics.sessions_revoked.labels(reason="logout_all").inc(revoked)
+
+
+async def change_password(
+    ctx: AuthContext, user: User, current_password: str, new_password: str
+) -> None:
+    valid, _ = await ctx.hasher.verify(current_password, user.password_hash)
+    if not valid:
+        raise ApiError(
+            401,
+            "invalid_credentials",
+            "The current password is incorrect",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    password_hash = await ctx.hasher.hash(new_password)
+    now = datetime.now(UTC)
+    async with ctx.sessions() as db, db.begin():
+        await users.update_fields(
+            db, user.id, bump_token_version=True, password_hash=password_hash
+        )
+        revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "password_change")
+    ctx.metrics.sessions_revoked.labels(reason="password_change").inc(revoked)

@@ -1,0 +1,79 @@
+"""FastAPI dependencies: the app context, the caller, `If-Match` and list parameters."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from taskgate_common.errors import ApiError
+from tasks_service.context import TasksContext
+from tasks_service.core.access_tokens import Principal
+from tasks_service.core.cursor import InvalidCursor
+from tasks_service.core.etags import IfMatch
+from tasks_service.schemas import TaskListParams
+from tasks_service.services import listing
+from tasks_service.services.access import authenticate
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An access token from the auth service (`POST /auth/login`)",
+)
+
+
+def get_context(request: Request) -> TasksContext:
+    ctx: TasksContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[TasksContext, Depends(get_context)]
+
+
+async def get_principal(
+    ctx: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    return await authenticate(ctx, credentials.credentials if credentials else None)
+
+
+Caller = Annotated[Principal, Depends(get_principal)]
+
+
+def get_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description="Apply only if the task's ETag is one of these (`*`: any); else 412",
+            max_length=1024,
+        ),
+    ] = None,
+) -> IfMatch | None:
+    return IfMatch.parse(if_match)
+
+
+IfMatchHeader = Annotated[IfMatch | None, Depends(get_if_match)]
+
+
+def get_list_request(params: Annotated[TaskListParams, Query()]) -> listing.ListRequest:
+    try:
+        return listing.prepare(params)
+    except InvalidCursor as exc:
+        raise RequestValidationError(
+            [{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]
+        ) from None
+
+
+ListRequest = Annotated[listing.ListRequest, Depends(get_list_request)]
+
+
+async def get_path_user(user_id: uuid.UUID, caller: Caller) -> Principal:
+    """For the per-user URL family: `{user_id}` must be the caller's own id."""
+    if user_id != caller.user_id:
+        raise ApiError(403, "user_mismatch", "The user id in the URL is not the token's user")
+    return caller
+
+
+PathUser = Annotated[Principal, Depends(get_path_user)]

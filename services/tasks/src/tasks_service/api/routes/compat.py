@@ -1,0 +1,120 @@
+"""`/api/{user_id}/tasks…`: the per-user URLs some todo frontends use.
+
+Same tasks and rules as `/api/tasks…`; `{user_id}` must be the token's own id (else 403
+`user_mismatch`), and the list is a plain JSON array with the next page in a `Link` header.
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response, status
+
+from taskgate_common.errors import error_responses
+from tasks_service.api.deps import Context, IfMatchHeader, ListRequest, PathUser
+from tasks_service.api.responses import with_etag
+from tasks_service.schemas import TaskCreate, TaskOut, TaskReplace
+from tasks_service.services import listing
+from tasks_service.services import tasks as use_cases
+
+router = APIRouter(prefix="/{user_id}/tasks", tags=["per-user compatibility"])
+
+BASE = (401, 403, 503)
+
+
+@router.get(
+    "",
+    response_model=list[TaskOut],
+    summary="List the user's tasks as a plain array (next page in the `Link` header)",
+    responses=error_responses(*BASE, 422),
+)
+async def list_user_tasks(
+    ctx: Context, caller: PathUser, query: ListRequest, request: Request, response: Response
+) -> list[TaskOut]:
+    page = await listing.list_tasks(ctx, caller, query)
+    if page.next_cursor is not None:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        params.append(("cursor", page.next_cursor))
+        response.headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+        response.headers["X-Next-Cursor"] = page.next_cursor
+    return [TaskOut.model_validate(task) for task in page.items]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskOut,
+    summary="Create a task for the user",
+    responses=error_responses(*BASE, 422),
+)
+async def create_user_task(
+    user_id: uuid.UUID,
+    body: TaskCreate,
+    ctx: Context,
+    caller: PathUser,
+    request: Request,
+    response: Response,
+) -> TaskOut:
+    task = await use_cases.create(ctx, caller, body)
+    response.headers["Location"] = request.app.url_path_for(
+        "get_user_task", user_id=str(user_id), task_id=str(task.id)
+    )
+    return with_etag(response, task)
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="One of the user's tasks",
+    responses=error_responses(*BASE, 404, 422),
+)
+async def get_user_task(
+    task_id: uuid.UUID, ctx: Context, caller: PathUser, response: Response
+) -> TaskOut:
+    return with_etag(response, await use_cases.get(ctx, caller, task_id))
+
+
+@router.put(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="Replace one of the user's tasks (If-Match honoured)",
+    responses=error_responses(*BASE, 404, 412, 422),
+)
+async def replace_user_task(
+    task_id: uuid.UUID,
+    body: TaskReplace,
+    ctx: Context,
+    caller: PathUser,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> TaskOut:
+    task = await use_cases.replace(ctx, caller, task_id, body, if_match)
+    return with_etag(response, task)
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete one of the user's tasks (If-Match honoured)",
+    responses=error_responses(*BASE, 404, 412, 422),
+)
+async def delete_user_task(
+    task_id: uuid.UUID, ctx: Context, caller: PathUser, if_match: IfMatchHeader
+) -> Response:
+    await use_cases.delete(ctx, caller, task_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch(
+    "/{task_id}/complete",
+    response_model=TaskOut,
+    summary="Toggle done for one of the user's tasks",
+    responses=error_responses(*BASE, 404, 412, 422),
+)
+async def toggle_user_task(
+    task_id: uuid.UUID, ctx: Context, caller: PathUser, if_match: IfMatchHeader, response: Response
+) -> TaskOut:
+    task = await use_cases.toggle_complete(ctx, caller, task_id, if_match)
+    return with_etag(response, task)

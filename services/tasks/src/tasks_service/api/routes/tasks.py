@@ -1,0 +1,139 @@
+"""`/api/tasks…`: the task API for Kanban and todo frontends."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+
+from taskgate_common.errors import error_responses
+from tasks_service.api.deps import Caller, Context, IfMatchHeader, ListRequest
+from tasks_service.api.responses import with_etag
+from tasks_service.schemas import MoveRequest, TaskCreate, TaskOut, TaskPage, TaskPatch, TaskReplace
+from tasks_service.services import listing, moves
+from tasks_service.services import tasks as use_cases
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+# Every route needs a token, and every route needs the database.
+BASE = (401, 503)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskOut,
+    summary="Create a task at the end of its column",
+    responses=error_responses(*BASE, 422),
+)
+async def create_task(
+    body: TaskCreate, ctx: Context, caller: Caller, request: Request, response: Response
+) -> TaskOut:
+    task = await use_cases.create(ctx, caller, body)
+    response.headers["Location"] = request.app.url_path_for("get_task", task_id=str(task.id))
+    return with_etag(response, task)
+
+
+@router.get(
+    "",
+    response_model=TaskPage,
+    summary="List tasks: filters, sort and keyset pages",
+    responses=error_responses(*BASE, 422),
+)
+async def list_tasks(ctx: Context, caller: Caller, query: ListRequest) -> TaskPage:
+    page = await listing.list_tasks(ctx, caller, query)
+    return TaskPage(
+        items=[TaskOut.model_validate(task) for task in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="One task, with its ETag",
+    responses=error_responses(*BASE, 404, 422),
+)
+async def get_task(task_id: uuid.UUID, ctx: Context, caller: Caller, response: Response) -> TaskOut:
+    return with_etag(response, await use_cases.get(ctx, caller, task_id))
+
+
+@router.patch(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="Change some fields (If-Match honoured)",
+    responses=error_responses(*BASE, 404, 412, 422),
+)
+async def patch_task(
+    task_id: uuid.UUID,
+    body: TaskPatch,
+    ctx: Context,
+    caller: Caller,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> TaskOut:
+    task = await use_cases.patch(ctx, caller, task_id, body, if_match)
+    return with_etag(response, task)
+
+
+@router.put(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="Replace every field (If-Match honoured)",
+    responses=error_responses(*BASE, 404, 412, 422),
+)
+async def replace_task(
+    task_id: uuid.UUID,
+    body: TaskReplace,
+    ctx: Context,
+    caller: Caller,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> TaskOut:
+    task = await use_cases.replace(ctx, caller, task_id, body, if_match)
+    return with_etag(response, task)
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a task (If-Match honoured)",
+    responses=error_responses(*BASE, 404, 412, 422),
+)
+async def delete_task(
+    task_id: uuid.UUID, ctx: Context, caller: Caller, if_match: IfMatchHeader
+) -> Response:
+    await use_cases.delete(ctx, caller, task_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{task_id}/move",
+    response_model=TaskOut,
+    summary="Move a card to a column, before or after another card",
+    responses=error_responses(*BASE, 400, 404, 412, 422),
+)
+async def move_task(
+    task_id: uuid.UUID,
+    body: MoveRequest,
+    ctx: Context,
+    caller: Caller,
+    if_match: IfMatchHeader,
+    response: Response,
+) -> TaskOut:
+    task = await moves.move(ctx, caller, task_id, body, if_match)
+    return with_etag(response, task)
+
+
+@router.patch(
+    "/{task_id}/complete",
+    response_model=TaskOut,
+    summary="Toggle done: done goes back to todo, anything else becomes done",
+    responses=error_responses(*BASE, 404, 412, 422),
+)
+async def toggle_complete(
+    task_id: uuid.UUID, ctx: Context, caller: Caller, if_match: IfMatchHeader, response: Response
+) -> TaskOut:
+    task = await use_cases.toggle_complete(ctx, caller, task_id, if_match)
+    return with_etag(response, task)

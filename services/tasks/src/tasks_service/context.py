@@ -1,0 +1,24 @@
+"""What every request needs, built once per app: settings, database, key cache, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tasks_service.core.access_tokens import TokenVerifier
+from tasks_service.core.config import Settings
+from tasks_service.core.jwks_cache import JwksCache
+from tasks_service.metrics import TasksMetrics
+
+
+@dataclass
+class TasksContext:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    registry: CollectorRegistry
+    metrics: TasksMetrics
+    jwks: JwksCache
+    verifier: TokenVerifier

@@ -1,0 +1,33 @@
+"""Strong ETags from the task version, and `If-Match` (RFC 9110 strong comparison)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ENTITY_TAG = re.compile(r'^"(\d{1,18})"$')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+@dataclass(frozen=True)
+class IfMatch:
+    """A parsed `If-Match`: `*`, or the versions it names. Weak or foreign tags match nothing."""
+
+    any_version: bool
+    versions: frozenset[int]
+
+    @classmethod
+    def parse(cls, header: str | None) -> IfMatch | None:
+        if header is None:
+            return None
+        tags = [tag.strip() for tag in header.split(",") if tag.strip()]
+        if "*" in tags:
+            return cls(any_version=True, versions=frozenset())
+        versions = {int(match.group(1)) for tag in tags if (match := _ENTITY_TAG.match(tag))}
+        return cls(any_version=False, versions=frozenset(versions))
+
+    def allows(self, version: int) -> bool:
+        return self.any_version or version in self.versions

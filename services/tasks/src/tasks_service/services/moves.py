@@ -1,0 +1,61 @@
+"""Moving a card to a column and a place in it, atomically (the Kanban drag and drop)."""
+
+from __future__ import annotations
+
+import uuid
+
+from taskgate_common.errors import ApiError
+from tasks_service.context import TasksContext
+from tasks_service.core.access_tokens import Principal
+from tasks_service.core.etags import IfMatch
+from tasks_service.models import Task
+from tasks_service.repositories import tasks
+from tasks_service.schemas import MoveRequest
+from tasks_service.services.placement import place
+from tasks_service.services.tasks import check_precondition, column_change, not_found
+
+
+async def move(
+    ctx: TasksContext,
+    principal: Principal,
+    task_id: uuid.UUID,
+    request: MoveRequest,
+    if_match: IfMatch | None,
+) -> Task:
+    """Put the card before/after an anchor card, or at the end of the target column.
+
+    Only the moved card gets a new position (and version), unless its slot was used up, in
+    which case the target column is respaced first without changing its order.
+    """
+    owner = principal.user_id
+    anchor_id = request.before_id or request.after_id
+    async with ctx.sessions() as db, db.begin():
+        await tasks.lock_owner(db, owner)
+        task = await tasks.get(db, owner, task_id, for_update=True)
+        if task is None:
+            raise not_found()
+        check_precondition(task, if_match)
+        status = request.status or task.status
+        if anchor_id is not None:
+            if anchor_id == task_id:
+                raise ApiError(400, "invalid_anchor", "A card cannot be placed next to itself")
+            anchor = await tasks.get(db, owner, anchor_id)
+            if anchor is None:
+                raise ApiError(400, "anchor_not_found", "The anchor card does not exist")
+            if request.status is None:
+                status = anchor.status
+            elif anchor.status != request.status:
+                raise ApiError(
+                    400, "anchor_not_in_column", "The anchor card is not in the target column"
+                )
+        position = await place(
+            db,
+            owner,
+            status,
+            task_id=task_id,
+            before_id=request.before_id,
+            after_id=request.after_id,
+        )
+        task = await tasks.change(db, task, {"position": position, **column_change(task, status)})
+    ctx.metrics.tasks_updated.labels(operation="move").inc()
+    return task
