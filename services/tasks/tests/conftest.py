@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from tasks_factories import AuthServer, User, tasks_settings
+from tasks_factories import AuthServer, User, tasks_settings, truncate_tasks
 
 from auth_service.core.signing_keys import SigningKey, load_signing_key, write_new_key
 from auth_service.migrate import upgrade as upgrade_auth
@@ -97,11 +96,6 @@ def alice(users: list[User]) -> User:
 @pytest.fixture
 def bob(users: list[User]) -> User:
     return users[1]
-
-
-async def truncate_tasks(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        await connection.execute(text("TRUNCATE tasks"))
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,8 @@ import httpx
 import jwt
 import uvicorn
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth_service.core.config import Settings as AuthSettings
@@ -229,3 +231,8 @@ async def create_task(client: httpx.AsyncClient, user: User, **fields: Any) -> d
     assert response.status_code == 201, response.text
     task: dict[str, Any] = response.json()
     return task
+
+
+async def truncate_tasks(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("TRUNCATE tasks"))

@@ -10,12 +10,13 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from auth_service.api.routes import accounts, discovery
+from auth_service.api.routes import accounts, discovery, sessions, users
 from auth_service.context import AuthContext
 from auth_service.core.config import Settings
 from auth_service.core.passwords import PasswordHasher
-from auth_service.core.signing_keys import KeyRing, load_signing_key
+from auth_service.core.signing_keys import KeyRing, key_ring_for
 from auth_service.metrics import AuthMetrics
+from auth_service.services.bootstrap import bootstrap_admin
 from taskgate_common.database import create_engine, create_session_factory, ping
 from taskgate_common.errors import install_error_handlers
 from taskgate_common.health import HealthCheck, health_router
@@ -35,7 +36,7 @@ def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContex
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
-        keys=keys or KeyRing.single(load_signing_key(settings.signing_key_file)),
+        keys=keys or key_ring_for(settings),
         hasher=PasswordHasher(settings.password_hash_concurrency),
         registry=registry,
         metrics=AuthMetrics(registry),
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ctx.hasher.warm_up()
+        await bootstrap_admin(ctx)
         yield
         await ctx.engine.dispose()
 
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
 
     api = APIRouter(prefix=PREFIX)
     api.include_router(accounts.router)
+    api.include_router(sessions.router)
+    api.include_router(users.router)
     api.include_router(discovery.router)
     app.include_router(api)
 

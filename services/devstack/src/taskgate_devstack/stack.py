@@ -205,7 +205,8 @@ class DevStack:
 
     def _start_gateway(self, gateway: GatewaySpec) -> None:
         access_log = self._log_file("gateway-access")
-        config = render_static_config(gateway.static, gateway.dynamic, self.config.ports, access_log)
+        ports = self.config.ports
+        config = render_static_config(gateway.static, gateway.dynamic, ports, access_log)
         static_file = write_static_config(config, self.data_dir / "gateway" / "traefik.yml")
         env = dict(os.environ)
         env.update({key: self._expand(value) for key, value in gateway.env.items()})

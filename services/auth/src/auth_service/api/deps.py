@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from auth_service.context import AuthContext
 from auth_service.models import User
-from auth_service.services.access import current_user, unauthorized
+from auth_service.services.access import current_user, require_admin, unauthorized
 
 # tokenUrl makes Swagger's Authorize button log in through the password form.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
@@ -34,3 +34,18 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUser) -> User:
+    return require_admin(user)
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+
+CookieMode = Annotated[
+    bool,
+    Query(
+        description="Browser mode: set the refresh token as an HttpOnly cookie (Path=/auth) "
+        "instead of returning it in the body",
+    ),
+]

@@ -125,17 +125,19 @@ async def purge_batch(session: AsyncSession, cutoff: datetime, limit: int) -> tu
     Returns (families deleted, tokens deleted).
     """
     doomed = (
-        await session.execute(
-            select(RefreshSession.id)
-            .where(or_(RefreshSession.expires_at < cutoff, RefreshSession.revoked_at < cutoff))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        (
+            await session.execute(
+                select(RefreshSession.id)
+                .where(or_(RefreshSession.expires_at < cutoff, RefreshSession.revoked_at < cutoff))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     if not doomed:
         return 0, 0
-    tokens = await session.execute(
-        delete(RefreshToken).where(RefreshToken.session_id.in_(doomed))
-    )
+    tokens = await session.execute(delete(RefreshToken).where(RefreshToken.session_id.in_(doomed)))
     families = await session.execute(delete(RefreshSession).where(RefreshSession.id.in_(doomed)))
     return _rowcount(families), _rowcount(tokens)

@@ -33,8 +33,6 @@ async def change_password(
     password_hash = await ctx.hasher.hash(new_password)
     now = datetime.now(UTC)
     async with ctx.sessions() as db, db.begin():
-        await users.update_fields(
-            db, user.id, bump_token_version=True, password_hash=password_hash
-        )
+        await users.update_fields(db, user.id, bump_token_version=True, password_hash=password_hash)
         revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "password_change")
     ctx.metrics.sessions_revoked.labels(reason="password_change").inc(revoked)

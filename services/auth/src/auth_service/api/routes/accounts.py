@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from auth_service.api.deps import Context, CurrentUser
-from auth_service.schemas import LoginRequest, RegisterRequest, TokenPair, UserOut
-from auth_service.services import login, registration
+from auth_service.api.cookies import set_refresh_cookie
+from auth_service.api.deps import Context, CookieMode, CurrentUser
+from auth_service.schemas import LoginRequest, RegisterRequest, TokenPair, UpdateMeRequest, UserOut
+from auth_service.services import login, registration, user_admin
 from taskgate_common.errors import error_responses
 
 router = APIRouter(tags=["accounts"])
@@ -29,28 +30,40 @@ async def register(body: RegisterRequest, ctx: Context) -> UserOut:
     return UserOut.model_validate(user)
 
 
+def _answer(ctx: Context, response: Response, pair: TokenPair, cookie: bool) -> TokenPair:
+    response.headers.update(NO_STORE)
+    return set_refresh_cookie(response, ctx.settings, pair) if cookie else pair
+
+
 @router.post(
     "/login",
     response_model=TokenPair,
+    response_model_exclude_none=True,
     summary="Log in with a username or email and a password (JSON)",
     responses=error_responses(401, 422),
 )
-async def login_json(body: LoginRequest, ctx: Context, response: Response) -> TokenPair:
-    response.headers.update(NO_STORE)
-    return await login.login(ctx, body.identifier, body.password)
+async def login_json(
+    body: LoginRequest, ctx: Context, response: Response, cookie: CookieMode = False
+) -> TokenPair:
+    pair = await login.login(ctx, body.identifier, body.password)
+    return _answer(ctx, response, pair, cookie)
 
 
 @router.post(
     "/token",
     response_model=TokenPair,
+    response_model_exclude_none=True,
     summary="Log in with the OAuth2 password form (Swagger's Authorize button)",
     responses=error_responses(401, 422),
 )
 async def login_form(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: Context, response: Response
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    ctx: Context,
+    response: Response,
+    cookie: CookieMode = False,
 ) -> TokenPair:
-    response.headers.update(NO_STORE)
-    return await login.login(ctx, form.username.strip(), form.password)
+    pair = await login.login(ctx, form.username.strip(), form.password)
+    return _answer(ctx, response, pair, cookie)
 
 
 @router.get(
@@ -61,3 +74,13 @@ async def login_form(
 )
 async def me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)
+
+
+@router.patch(
+    "/me",
+    response_model=UserOut,
+    summary="Change your username or email (a new email is unverified)",
+    responses=error_responses(401, 409, 422),
+)
+async def update_me(body: UpdateMeRequest, user: CurrentUser, ctx: Context) -> UserOut:
+    return UserOut.model_validate(await user_admin.update_me(ctx, user, body))
