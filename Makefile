@@ -6,7 +6,7 @@ PYTHON ?= python3
 # uv from PATH, else a private copy installed with pip into .tools/ on first use.
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
-TEST_SUITES := services/auth/tests services/tasks/tests tests/e2e
+TEST_SUITES := services/auth/tests services/tasks/tests tests/e2e tests/deploy
 
 .PHONY: help
 help: ## list the targets

@@ -1,0 +1,153 @@
+"""The Compose deploy and gateway files, checked without Docker (none on these machines).
+
+Traefik itself loads the same gateway files in the end-to-end tests; here we check the
+structure Compose needs and what the public schemas can tell.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT.parent / "shared" / "schemas"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return data
+
+
+def test_compose_has_every_part(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {
+        "traefik",
+        "auth",
+        "auth-db",
+        "tasks",
+        "tasks-db",
+        "prometheus",
+    }
+    assert compose["services"]["traefik"]["image"].startswith("traefik:v3")
+    for db in ("auth-db", "tasks-db"):
+        assert compose["services"][db]["image"] == "postgres:17"
+
+
+def test_every_service_has_a_healthcheck_and_restart_policy(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert service.get("restart") == "unless-stopped", name
+    assert compose["services"]["traefik"]["healthcheck"]["test"][:3] == [
+        "CMD",
+        "traefik",
+        "healthcheck",
+    ]
+    assert "--ping" in compose["services"]["traefik"]["healthcheck"]["test"]
+    for db in ("auth-db", "tasks-db"):
+        assert "pg_isready -h 127.0.0.1" in compose["services"][db]["healthcheck"]["test"][1]
+
+
+def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
+    published = {name: s.get("ports", []) for name, s in compose["services"].items()}
+    assert published["traefik"]
+    assert all(str(p).startswith("127.0.0.1:") for p in published["prometheus"])
+    for name in ("auth", "auth-db", "tasks", "tasks-db"):
+        assert not published[name], f"{name} must not be published"
+    assert compose["networks"]["auth-internal"]["internal"] is True
+    assert compose["networks"]["tasks-internal"]["internal"] is True
+
+
+def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["auth"]["depends_on"]["auth-db"]["condition"] == "service_healthy"
+    assert services["tasks"]["depends_on"]["tasks-db"]["condition"] == "service_healthy"
+    for upstream in ("auth", "tasks"):
+        assert services["traefik"]["depends_on"][upstream]["condition"] == "service_healthy"
+
+
+def test_signing_key_is_a_secret_and_passwords_come_from_env(compose: dict[str, Any]) -> None:
+    auth = compose["services"]["auth"]
+    assert auth["secrets"] == ["auth_signing_key"]
+    assert auth["environment"]["AUTH_SIGNING_KEY_FILE"] == "/run/secrets/auth_signing_key"
+    assert "auth_signing_key" in compose["secrets"]
+    text = (ROOT / "compose.yaml").read_text()
+    assert "BEGIN" not in text  # no key material inline
+    example = (ROOT / ".env.example").read_text()
+    for variable in set(re.findall(r"\$\{([A-Z_]+)[:}?-]", text)):
+        if variable.endswith("PASSWORD"):
+            assert f"{variable}=" in example, f"{variable} missing from .env.example"
+
+
+def test_the_gateway_mounts_the_same_files_make_dev_uses(compose: dict[str, Any]) -> None:
+    volumes = compose["services"]["traefik"]["volumes"]
+    assert "./gateway/traefik.yml:/etc/traefik/traefik.yml:ro" in volumes
+    assert "./gateway/dynamic:/etc/traefik/dynamic:ro" in volumes
+    devstack = (ROOT / "deploy" / "devstack.toml").read_text()
+    assert 'static = "gateway/traefik.yml"' in devstack
+    assert 'dynamic = "gateway/dynamic"' in devstack
+    env = compose["services"]["traefik"]["environment"]
+    assert env == {
+        "TASKGATE_AUTH_URL": "http://auth:8000",
+        "TASKGATE_TASKS_URL": "http://tasks:8000",
+    }
+
+
+def test_database_volumes_are_named(compose: dict[str, Any]) -> None:
+    for db, volume in (("auth-db", "auth-db-data"), ("tasks-db", "tasks-db-data")):
+        assert f"{volume}:/var/lib/postgresql/data" in compose["services"][db]["volumes"]
+        assert volume in compose["volumes"]
+
+
+@pytest.mark.parametrize("service", ["auth", "tasks"])
+def test_dockerfiles_are_multistage_non_root_with_healthcheck(service: str) -> None:
+    text = (ROOT / "services" / service / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, re.MULTILINE)) >= 2  # build stage + runtime stage
+    assert re.search(r"^USER (?!root)\S+", text, re.MULTILINE)
+    assert "HEALTHCHECK" in text
+    assert "uv sync --frozen" in text
+    assert "--forwarded-allow-ips" in text
+
+
+def _validate(document: Path, schema_name: str) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_file = SCHEMAS / schema_name
+    if not schema_file.exists():
+        pytest.skip(f"{schema_file} is not beside this checkout")
+    jsonschema.validate(yaml.safe_load(document.read_text()), json.loads(schema_file.read_text()))
+
+
+def test_compose_matches_the_compose_specification() -> None:
+    _validate(ROOT / "compose.yaml", "compose-spec.json")
+
+
+def test_traefik_static_config_matches_its_schema() -> None:
+    _validate(ROOT / "gateway" / "traefik.yml", "traefik-v3.json")
+
+
+def test_traefik_dynamic_config_matches_its_schema() -> None:
+    _validate(ROOT / "gateway" / "dynamic" / "taskgate.yml", "traefik-v3-file-provider.json")
+
+
+def test_prometheus_scrapes_the_gateway_and_both_services() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets == {"traefik": ["traefik:8082"], "auth": ["auth:8000"], "tasks": ["tasks:8000"]}
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed")
+    result = subprocess.run(
+        [promtool, "check", "config", str(ROOT / "deploy" / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
