@@ -9,8 +9,8 @@ import uuid
 import httpx
 import jwt
 import pytest
-
 from e2e_support import new_account
+
 from taskgate_devstack.stack import DevStack
 
 
@@ -104,7 +104,7 @@ async def test_gateway_metrics_count_requests_per_router(
     gateway: httpx.AsyncClient, stack: DevStack
 ) -> None:
     await gateway.get("/auth/.well-known/jwks.json")
-    metrics = httpx.get(f"{stack.url('gateway_metrics')}/metrics").text
+    metrics = (await gateway.get(f"{stack.url('gateway_metrics')}/metrics")).text
     assert re.search(r'traefik_router_requests_total\{[^}]*router="auth-idempotent@file"', metrics)
     assert re.search(r'traefik_service_requests_total\{[^}]*service="auth@file"', metrics)
 
@@ -113,7 +113,7 @@ async def test_each_service_exposes_its_own_request_counters(
     gateway: httpx.AsyncClient, stack: DevStack
 ) -> None:
     await gateway.get("/auth/.well-known/jwks.json")
-    auth_metrics = httpx.get(f"{stack.url('auth')}/metrics").text
+    auth_metrics = (await gateway.get(f"{stack.url('auth')}/metrics")).text
     assert 'http_requests_total{handler="/auth/.well-known/jwks.json"' in auth_metrics
-    gateway_ping = httpx.get(f"{stack.url('gateway_ping')}/ping")
+    gateway_ping = await gateway.get(f"{stack.url('gateway_ping')}/ping")
     assert gateway_ping.status_code == 200

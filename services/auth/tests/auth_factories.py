@@ -28,3 +28,15 @@ class Account:
 RegisterFn = Callable[..., Awaitable[Account]]
 SqlFn = Callable[[str], Awaitable[list[Any]]]
 LoginFn = Callable[[Account], Awaitable[dict[str, Any]]]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """The claims of an access token, unverified (the tests check signatures elsewhere)."""
+    import jwt
+
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims

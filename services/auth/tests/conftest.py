@@ -46,6 +46,7 @@ def settings(auth_database_url: str, signing_key_file: Path) -> Settings:
         issuer=ISSUER,
         signing_key_file=signing_key_file,
         db_pool_size=5,
+        db_max_overflow=25,  # room for the concurrent-refresh test's 20 requests at once
         log_level="WARNING",
     )
 
@@ -120,3 +121,15 @@ def login(client: httpx.AsyncClient) -> LoginFn:
         return tokens
 
     return _login
+
+
+@pytest.fixture
+def make_admin(register: RegisterFn, sql: SqlFn) -> RegisterFn:
+    """Factory: a registered account promoted to admin (as `users create-admin` would make)."""
+
+    async def _make_admin(**overrides: str) -> Account:
+        account = await register(**overrides)
+        await sql(f"UPDATE users SET role = 'admin' WHERE id = '{account.id}'")  # noqa: S608
+        return account
+
+    return _make_admin
