@@ -28,6 +28,7 @@ class Account:
 RegisterFn = Callable[..., Awaitable[Account]]
 SqlFn = Callable[[str], Awaitable[list[Any]]]
 LoginFn = Callable[[Account], Awaitable[dict[str, Any]]]
+MakeAccountFn = Callable[..., Awaitable[Account]]
 
 
 def bearer(token: str) -> dict[str, str]:

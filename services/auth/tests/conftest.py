@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from auth_factories import ISSUER, Account, LoginFn, RegisterFn, SqlFn, next_number
+from auth_factories import (
+    ISSUER,
+    Account,
+    LoginFn,
+    MakeAccountFn,
+    RegisterFn,
+    SqlFn,
+    next_number,
+)
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from auth_service.context import AuthContext
 from auth_service.core.config import Settings
 from auth_service.core.signing_keys import SigningKey, load_signing_key, write_new_key
 from auth_service.main import create_app
 from auth_service.migrate import upgrade
+from auth_service.repositories import users
+from auth_service.services.refresh_sessions import start_session
 from taskgate_devstack.pytest_plugin import PostgresForTests
 
 
@@ -45,8 +57,9 @@ def settings(auth_database_url: str, signing_key_file: Path) -> Settings:
         database_url=auth_database_url,
         issuer=ISSUER,
         signing_key_file=signing_key_file,
-        db_pool_size=5,
-        db_max_overflow=25,  # room for the concurrent-refresh test's 20 requests at once
+        # Enough kept-open connections for the concurrent-refresh test's 20 requests at once.
+        db_pool_size=22,
+        db_max_overflow=5,
         log_level="WARNING",
     )
 
@@ -123,13 +136,64 @@ def login(client: httpx.AsyncClient) -> LoginFn:
     return _login
 
 
-@pytest.fixture
-def make_admin(register: RegisterFn, sql: SqlFn) -> RegisterFn:
-    """Factory: a registered account promoted to admin (as `users create-admin` would make)."""
+FAST_PASSWORD = "fast password 1"
 
-    async def _make_admin(**overrides: str) -> Account:
-        account = await register(**overrides)
-        await sql(f"UPDATE users SET role = 'admin' WHERE id = '{account.id}'")  # noqa: S608
+
+@pytest.fixture(scope="session")
+async def fast_password_hash(app: FastAPI) -> str:
+    """One real Argon2id hash of FAST_PASSWORD, made once for the whole session."""
+    ctx: AuthContext = app.state.ctx
+    return await ctx.hasher.hash(FAST_PASSWORD)
+
+
+@pytest.fixture
+def make_account(sql: SqlFn, fast_password_hash: str) -> MakeAccountFn:
+    """Factory: an account inserted directly (no hashing per test), for tests about sessions.
+
+    Registration itself is tested through the API with `register`.
+    """
+
+    async def _make_account(
+        role: str = "user", *, username: str | None = None, email: str | None = None
+    ) -> Account:
+        n = next_number()
+        account = Account(
+            str(uuid.uuid4()),
+            email or f"fast{n}@example.com",
+            username or f"fast{n:04d}",
+            FAST_PASSWORD,
+        )
+        await sql(
+            "INSERT INTO users (id, email, username, password_hash, role) VALUES "  # noqa: S608
+            f"('{account.id}', '{account.email}', '{account.username}', "
+            f"'{fast_password_hash}', '{role}')"
+        )
         return account
 
+    return _make_account
+
+
+@pytest.fixture
+def make_admin(make_account: MakeAccountFn) -> MakeAccountFn:
+    """Factory: an admin account (as `users create-admin` would make)."""
+
+    async def _make_admin(role: str = "admin") -> Account:
+        return await make_account(role)
+
     return _make_admin
+
+
+@pytest.fixture
+def open_session(app: FastAPI) -> LoginFn:
+    """Tokens exactly as a password login issues them (the same `start_session`), minus the
+    password verification; logging in itself is tested through the API with `login`."""
+
+    async def _open_session(account: Account) -> dict[str, Any]:
+        ctx: AuthContext = app.state.ctx
+        async with ctx.sessions() as db, db.begin():
+            user = await users.get(db, uuid.UUID(account.id))
+            assert user is not None
+            pair = await start_session(db, ctx, user)
+        return pair.model_dump()
+
+    return _open_session

@@ -8,7 +8,7 @@ import re
 
 import httpx
 import pytest
-from auth_factories import LoginFn, RegisterFn, SqlFn, bearer, claims_of
+from auth_factories import LoginFn, MakeAccountFn, SqlFn, bearer, claims_of
 
 
 async def _refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -20,10 +20,10 @@ def _hash_literal(token: str) -> str:
 
 
 async def test_rotation_returns_a_new_pair_and_spends_the_old_token(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, sql: SqlFn
+    client: httpx.AsyncClient, make_account: MakeAccountFn, open_session: LoginFn, sql: SqlFn
 ) -> None:
-    account = await register()
-    first = await login(account)
+    account = await make_account()
+    first = await open_session(account)
 
     response = await _refresh(client, first["refresh_token"])
 
@@ -49,10 +49,10 @@ async def test_rotation_returns_a_new_pair_and_spends_the_old_token(
 
 
 async def test_refresh_carries_the_current_role_and_token_version(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, sql: SqlFn
+    client: httpx.AsyncClient, make_account: MakeAccountFn, open_session: LoginFn, sql: SqlFn
 ) -> None:
-    account = await register()
-    tokens = await login(account)
+    account = await make_account()
+    tokens = await open_session(account)
     await sql("UPDATE users SET role = 'admin', token_version = 3")
 
     response = await _refresh(client, tokens["refresh_token"])
@@ -64,10 +64,10 @@ async def test_refresh_carries_the_current_role_and_token_version(
 
 
 async def test_reusing_a_spent_token_revokes_the_whole_family(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn
+    client: httpx.AsyncClient, make_account: MakeAccountFn, open_session: LoginFn
 ) -> None:
-    account = await register()
-    stolen = (await login(account))["refresh_token"]
+    account = await make_account()
+    stolen = (await open_session(account))["refresh_token"]
     rotated = (await _refresh(client, stolen)).json()  # the legitimate client moves on
 
     reuse = await _refresh(client, stolen)  # the thief (or a confused client) replays
@@ -85,10 +85,10 @@ async def test_reusing_a_spent_token_revokes_the_whole_family(
 
 
 async def test_reuse_leaves_the_users_other_logins_alone(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn
+    client: httpx.AsyncClient, make_account: MakeAccountFn, open_session: LoginFn
 ) -> None:
-    account = await register()
-    phone, laptop = await login(account), await login(account)
+    account = await make_account()
+    phone, laptop = await open_session(account), await open_session(account)
     await _refresh(client, phone["refresh_token"])
     assert (await _refresh(client, phone["refresh_token"])).status_code == 401
 
@@ -96,7 +96,7 @@ async def test_reuse_leaves_the_users_other_logins_alone(
 
 
 async def test_reuse_is_counted(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn
+    client: httpx.AsyncClient, make_account: MakeAccountFn, open_session: LoginFn
 ) -> None:
     def reuse_count(text: str) -> float:
         match = re.search(r"^auth_refresh_reuse_detected_total (\S+)$", text, re.MULTILINE)
@@ -104,7 +104,7 @@ async def test_reuse_is_counted(
         return float(match.group(1))
 
     before = reuse_count((await client.get("/metrics")).text)
-    token = (await login(await register()))["refresh_token"]
+    token = (await open_session(await make_account()))["refresh_token"]
     await _refresh(client, token)
     await _refresh(client, token)
     after = (await client.get("/metrics")).text
@@ -114,18 +114,20 @@ async def test_reuse_is_counted(
 
 
 async def test_twenty_concurrent_refreshes_of_one_token_have_one_winner(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, sql: SqlFn
+    client: httpx.AsyncClient, make_account: MakeAccountFn, open_session: LoginFn, sql: SqlFn
 ) -> None:
-    account = await register()
-    token = (await login(account))["refresh_token"]
+    account = await make_account()
+    token = (await open_session(account))["refresh_token"]
+    # Warm 20 pooled connections with the same query first (connecting and asyncpg's type
+    # introspection take long enough to let one exchange finish before the others start).
+    warm = await asyncio.gather(*(_refresh(client, f"warm-up-{i}") for i in range(20)))
+    assert {r.status_code for r in warm} == {401}
 
     responses = await asyncio.gather(*(_refresh(client, token) for _ in range(20)))
 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] + [401] * 19, statuses
-    assert {r.json()["code"] for r in responses if r.status_code == 401} == {
-        "refresh_token_reused"
-    }
+    assert {r.json()["code"] for r in responses if r.status_code == 401} == {"refresh_token_reused"}
     # Exactly one successor was minted: the family holds the original and one new token.
     [(tokens_in_family, unspent)] = await sql(
         "SELECT count(*), count(*) FILTER (WHERE spent_at IS NULL) FROM refresh_tokens"
@@ -149,32 +151,37 @@ async def test_unknown_refresh_tokens_are_401(
 
 
 async def test_an_access_token_is_not_a_refresh_token(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn
+    client: httpx.AsyncClient, make_account: MakeAccountFn, open_session: LoginFn
 ) -> None:
-    tokens = await login(await register())
+    tokens = await open_session(await make_account())
     response = await _refresh(client, tokens["access_token"])
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_refresh_token"
 
 
+EXPIRE_TOKEN = "UPDATE refresh_tokens SET expires_at = now() - interval '1 second'"
+EXPIRE_FAMILY = "UPDATE refresh_sessions SET expires_at = now() - interval '1 second'"
+REVOKE_FAMILY = "UPDATE refresh_sessions SET revoked_at = now(), revoked_reason = 'logout'"
+
+
 @pytest.mark.parametrize(
     ("statement", "code"),
     [
-        ("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'", "refresh_token_expired"),
-        ("UPDATE refresh_sessions SET expires_at = now() - interval '1 second'", "refresh_token_expired"),
-        ("UPDATE refresh_sessions SET revoked_at = now(), revoked_reason = 'logout'", "refresh_token_revoked"),
+        (EXPIRE_TOKEN, "refresh_token_expired"),
+        (EXPIRE_FAMILY, "refresh_token_expired"),
+        (REVOKE_FAMILY, "refresh_token_revoked"),
         ("UPDATE users SET is_active = false", "user_inactive"),
     ],
-)  # fmt: skip
+)
 async def test_dead_refresh_tokens_are_401_with_a_code_saying_why(
     client: httpx.AsyncClient,
-    register: RegisterFn,
-    login: LoginFn,
+    make_account: MakeAccountFn,
+    open_session: LoginFn,
     sql: SqlFn,
     statement: str,
     code: str,
 ) -> None:
-    tokens = await login(await register())
+    tokens = await open_session(await make_account())
     await sql(statement)
 
     response = await _refresh(client, tokens["refresh_token"])
@@ -187,9 +194,9 @@ async def test_dead_refresh_tokens_are_401_with_a_code_saying_why(
 
 
 async def test_rotation_slides_the_expiry_but_not_past_the_session_max_age(
-    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, sql: SqlFn
+    client: httpx.AsyncClient, make_account: MakeAccountFn, open_session: LoginFn, sql: SqlFn
 ) -> None:
-    tokens = await login(await register())
+    tokens = await open_session(await make_account())
     # Pretend the login is 29 days and 23 hours old (max age is 30 days).
     await sql("UPDATE refresh_sessions SET created_at = now() - interval '29 days 23 hours'")
 
@@ -197,9 +204,7 @@ async def test_rotation_slides_the_expiry_but_not_past_the_session_max_age(
 
     assert response.status_code == 200
     assert 3_000 < response.json()["refresh_expires_in"] <= 3_600
-    [(left,)] = await sql(
-        "SELECT extract(epoch FROM expires_at - now()) FROM refresh_sessions"
-    )
+    [(left,)] = await sql("SELECT extract(epoch FROM expires_at - now()) FROM refresh_sessions")
     assert 3_000 < left <= 3_600
 
 
@@ -218,11 +223,9 @@ async def test_a_missing_refresh_token_is_401(
 
 @pytest.mark.parametrize(
     "body",
-    [{"refresh_token": ""}, {"refresh_token": 42}, {"refresh_token": "x" * 513}, ["a", "b"]],
+    [{"refresh_token": ""}, {"refresh_token": 42}, {"refresh_token": "x" * 4097}, ["a", "b"]],
 )
-async def test_malformed_refresh_bodies_are_422(
-    client: httpx.AsyncClient, body: object
-) -> None:
+async def test_malformed_refresh_bodies_are_422(client: httpx.AsyncClient, body: object) -> None:
     response = await client.post("/auth/refresh", json=body)
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from tasks_factories import AuthServer, User, tasks_settings, truncate_tasks
+from tasks_factories import AuthServer, SpareAuth, User, tasks_settings, truncate_tasks
 
 from auth_service.core.signing_keys import SigningKey, load_signing_key, write_new_key
 from auth_service.migrate import upgrade as upgrade_auth
@@ -45,6 +46,21 @@ def auth_server(auth_database_url: str, auth_key_file: Path) -> Iterator[AuthSer
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def spare_auth(auth_database_url: str, auth_key_file: Path) -> Iterator[SpareAuth]:
+    """Factory for auth servers a test may stop and restart; all stopped at the end."""
+    servers: list[AuthServer] = []
+
+    def make(**options: Any) -> AuthServer:
+        server = AuthServer(auth_database_url, auth_key_file, **options)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ tests hold real tokens.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,6 +16,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ import httpx
 import jwt
 import uvicorn
 from cryptography.hazmat.primitives import serialization
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,6 +37,7 @@ from auth_service.core.signing_keys import KeyRing, SigningKey
 from auth_service.main import create_app as create_auth_app
 from taskgate_devstack.postgres import free_port
 from tasks_service.core.config import Settings as TasksSettings
+from tasks_service.main import create_app as create_tasks_app
 
 _counter = itertools.count(1)
 
@@ -143,7 +149,11 @@ class AuthServer:
         with httpx.Client(base_url=self.base_url, timeout=30) as http:
             registered = http.post(
                 "/auth/register",
-                json={"email": f"{username}@example.com", "username": username, "password": password},
+                json={
+                    "email": f"{username}@example.com",
+                    "username": username,
+                    "password": password,
+                },
             )
             registered.raise_for_status()
             login = http.post("/auth/login", json={"username": username, "password": password})
@@ -160,6 +170,9 @@ class AuthServer:
             response.raise_for_status()
         token: str = response.json()["access_token"]
         return token
+
+
+SpareAuth = Callable[..., AuthServer]
 
 
 def claims_for(issuer: str, subject: uuid.UUID, **overrides: Any) -> dict[str, Any]:
@@ -184,6 +197,9 @@ def claims_for(issuer: str, subject: uuid.UUID, **overrides: Any) -> dict[str, A
 def sign(key: SigningKey, claims: dict[str, Any], **header: Any) -> str:
     """An RS256 token signed with `key` (auth's real key in the tests), header overridable."""
     headers = {"kid": key.kid, "typ": "at+jwt", **header}
+    if headers["kid"] is None:
+        del headers["kid"]
+    # PyJWT drops `typ` when it is None.
     return jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)
 
 
@@ -236,3 +252,32 @@ async def create_task(client: httpx.AsyncClient, user: User, **fields: Any) -> d
 async def truncate_tasks(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.execute(text("TRUNCATE tasks"))
+
+
+async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
+    """The current value of one sample on `/metrics` (0 when absent)."""
+    response = await client.get("/metrics")
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+@asynccontextmanager
+async def running_app(settings: TasksSettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A tasks app of its own (own key cache, own engine), started and with a client."""
+    app = create_tasks_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, client
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    """Wait until `condition()` holds (background work); fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)

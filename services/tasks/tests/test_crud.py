@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from tasks_factories import User, create_task
@@ -34,7 +34,7 @@ async def test_crud_round_trip(client: httpx.AsyncClient, alice: User) -> None:
     assert task["completed_at"] is None
     assert datetime.fromisoformat(task["due_at"]) == datetime(2031, 5, 1, 7, 30, tzinfo=UTC)
     created_at = datetime.fromisoformat(task["created_at"])
-    assert created_at.utcoffset() is not None and created_at.utcoffset().total_seconds() == 0
+    assert created_at.utcoffset() == timedelta(0)
 
     fetched = await client.get(f"/api/tasks/{task['id']}", headers=alice.headers)
     assert fetched.status_code == 200
@@ -133,11 +133,17 @@ async def test_stale_if_match_is_412_and_changes_nothing(
     assert fresh.headers["ETag"] == '"2"'
 
     attempts = [
-        client.patch(url, json={"title": "Second writer"}, headers={**alice.headers, "If-Match": '"1"'}),
-        client.put(url, json={"title": "Second writer"}, headers={**alice.headers, "If-Match": '"1"'}),
+        client.patch(
+            url, json={"title": "Second writer"}, headers={**alice.headers, "If-Match": '"1"'}
+        ),
+        client.put(
+            url, json={"title": "Second writer"}, headers={**alice.headers, "If-Match": '"1"'}
+        ),
         client.delete(url, headers={**alice.headers, "If-Match": '"1"'}),
         client.patch(f"{url}/complete", headers={**alice.headers, "If-Match": '"1"'}),
-        client.post(f"{url}/move", json={"status": "done"}, headers={**alice.headers, "If-Match": '"1"'}),
+        client.post(
+            f"{url}/move", json={"status": "done"}, headers={**alice.headers, "If-Match": '"1"'}
+        ),
         client.patch(url, json={"title": "Weak"}, headers={**alice.headers, "If-Match": 'W/"2"'}),
         client.patch(url, json={"title": "Junk"}, headers={**alice.headers, "If-Match": "garbage"}),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -158,7 +159,9 @@ async def test_random_moves_keep_a_strict_order(
             target, index = column, None
         else:
             key = "before_id" if kind == "before" else "after_id"
-            response = await move(client, alice, cards[card_index], **{key: cards[anchor_index]["id"]})
+            response = await move(
+                client, alice, cards[card_index], **{key: cards[anchor_index]["id"]}
+            )
             target = next(name for name, cards_in in model.items() if anchor in cards_in)
             index = -1  # resolved after removing the card
         assert response.status_code == 200, response.text
@@ -180,3 +183,27 @@ async def test_random_moves_keep_a_strict_order(
         )
         assert [title for _, title in in_column] == expected
         assert len({position for position, _ in in_column}) == len(in_column)
+
+
+async def test_concurrent_placements_by_one_user_never_collide(
+    client: httpx.AsyncClient, alice: User, tasks_db: AsyncEngine
+) -> None:
+    """Creates and moves racing each other are serialised per user: all succeed, all distinct."""
+    created = await asyncio.gather(*(create_task(client, alice, title=f"r{i}") for i in range(15)))
+    first = created[0]
+    responses = await asyncio.gather(
+        *(move(client, alice, card, after_id=first["id"]) for card in created[1:8]),
+        *(move(client, alice, card, status="done") for card in created[8:]),
+        *(
+            client.post("/api/tasks", json={"title": f"late{i}"}, headers=alice.headers)
+            for i in range(5)
+        ),
+    )
+    assert [response.status_code for response in responses] == [200] * 14 + [201] * 5
+    stored = await positions(tasks_db, alice.id)
+    assert len(stored) == 20
+    places = [(status, position) for status, position, _ in stored.values()]
+    assert len(set(places)) == len(places)
+    board = await board_titles(client, alice)
+    assert board["todo"][0] == "r0"
+    assert sorted(board["done"]) == sorted(f"r{i}" for i in range(8, 15))

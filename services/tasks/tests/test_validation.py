@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from tasks_factories import User, create_task
+
+from tasks_service.core.cursor import encode_cursor, fingerprint
+from tasks_service.schemas import TaskListParams
+
+
+def _cursor(keys: list[Any], sort: str = "position") -> str:
+    """A well-formed cursor for the default filters carrying a forged key."""
+    return encode_cursor(sort, fingerprint(TaskListParams().filters()), keys[0])
+
 
 INVALID_BODIES: list[tuple[dict[str, Any], list[str | int]]] = [
     ({}, ["body", "title"]),
@@ -25,6 +35,11 @@ INVALID_BODIES: list[tuple[dict[str, Any], list[str | int]]] = [
     ({"title": "ok", "labels": "work"}, ["body", "labels"]),
     ({"title": "ok", "owner_id": "6f1c1c7e-8a5e-4f55-9d61-2d3b1c0f9a11"}, ["body", "owner_id"]),
     ({"title": "ok", "version": 9}, ["body", "version"]),
+    ({"title": "nul \x00 byte"}, ["body", "title"]),
+    ({"title": "ok", "description": "nul \x00"}, ["body", "description"]),
+    ({"title": "ok", "labels": ["a\x00"]}, ["body", "labels", 0]),
+    ({"title": "ok", "due_at": "9999-12-31T23:00:00-05:00"}, ["body", "due_at"]),
+    ({"title": "ok", "due_at": "0001-01-01T00:30:00+01:00"}, ["body", "due_at"]),
 ]
 
 
@@ -65,6 +80,16 @@ async def test_patch_rejects_invalid_fields(
     assert unchanged.json()["version"] == 1
 
 
+async def test_a_lone_surrogate_is_422(client: httpx.AsyncClient, alice: User) -> None:
+    response = await client.post(
+        "/api/tasks",
+        content=b'{"title": "broken \\ud800 text"}',
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+
+
 async def test_a_body_that_is_not_json_is_422(client: httpx.AsyncClient, alice: User) -> None:
     response = await client.post(
         "/api/tasks",
@@ -93,6 +118,18 @@ async def test_a_body_that_is_not_json_is_422(client: httpx.AsyncClient, alice: 
         ("cursor=bm90IGpzb24", "cursor"),
         ("cursor=eyJzIjoicG9zaXRpb24ifQ", "cursor"),
         ("cursor=" + "A" * 2000, "cursor"),
+        ("cursor=" + _cursor([["todo", 2**70, str(uuid.uuid4())]]), "cursor"),
+        ("cursor=" + _cursor([["blocked", 1, str(uuid.uuid4())]]), "cursor"),
+        ("cursor=" + _cursor([["todo", 1, "not-a-uuid"]]), "cursor"),
+        ("cursor=" + _cursor([["todo", True, str(uuid.uuid4())]]), "cursor"),
+        ("cursor=" + _cursor([["todo", 1]]), "cursor"),
+        ("sort=due_at&cursor=" + _cursor([["yesterday", str(uuid.uuid4())]], "due_at"), "cursor"),
+        (
+            "sort=due_at&cursor=" + _cursor([["2030-01-01T00:00:00", str(uuid.uuid4())]], "due_at"),
+            "cursor",
+        ),
+        ("q=%00", "q"),
+        ("due_before=9999-12-31T23:00:00-05:00", "due_before"),
     ],
 )
 async def test_bad_list_parameters_are_422_naming_the_parameter(

@@ -7,7 +7,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -41,8 +41,20 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _default_key_path(settings: Settings) -> Path:
+    """AUTH_SIGNING_KEY_FILE; with a keys directory, a new time-stamped file in it."""
+    if settings.signing_keys_dir is None:
+        return settings.signing_key_file
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return settings.signing_keys_dir / f"key-{stamp}.pem"
+
+
 def _keys_generate(args: argparse.Namespace) -> int:
-    path = Path(args.out) if args.out else Settings().signing_key_file
+    settings = Settings()
+    keys_dir = settings.signing_keys_dir
+    if not args.out and args.if_missing and keys_dir is not None and any(keys_dir.glob("*.pem")):
+        return 0
+    path = Path(args.out) if args.out else _default_key_path(settings)
     try:
         key = write_new_key(path, bits=args.bits, overwrite=args.force)
     except SigningKeyError as exc:
@@ -132,7 +144,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     generate = keys.add_parser("generate", help="write a new RSA private key (PEM, mode 0600)")
-    generate.add_argument("--out", help="path (default: AUTH_SIGNING_KEY_FILE)")
+    generate.add_argument(
+        "--out",
+        help="path (default: AUTH_SIGNING_KEY_FILE, or key-<UTC time>.pem in "
+        "AUTH_SIGNING_KEYS_DIR when that is set)",
+    )
     generate.add_argument("--bits", type=int, default=2048, choices=[2048, 3072, 4096])
     generate.add_argument("--force", action="store_true", help="overwrite an existing file")
     generate.add_argument(

@@ -30,13 +30,14 @@ VERSION = version("taskgate-auth")
 
 
 def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContext:
+    keys = keys or key_ring_for(settings)  # first: a bad key configuration stops startup
     engine = create_engine(settings, application_name="taskgate-auth")
     registry = new_registry()
     return AuthContext(
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
-        keys=keys or key_ring_for(settings),
+        keys=keys,
         hasher=PasswordHasher(settings.password_hash_concurrency),
         registry=registry,
         metrics=AuthMetrics(registry),

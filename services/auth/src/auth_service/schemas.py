@@ -117,7 +117,7 @@ class ChangePasswordRequest(BaseModel):
     new_password: Password
 
 
-RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=512)]
+RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class RefreshRequest(BaseModel):

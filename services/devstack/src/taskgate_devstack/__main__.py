@@ -32,19 +32,21 @@ def _apply_port_overrides(config: StackConfig) -> None:
 
 def _print_urls(stack: DevStack) -> None:
     ports = stack.config.ports
+    gateway = f"http://localhost:{ports['gateway']}"
     lines = [
         "",
-        "taskgate dev stack is up:",
-        f"  auth service     http://localhost:{ports['auth']}/auth/docs   (Swagger UI)",
-        f"  auth metrics     http://localhost:{ports['auth']}/metrics",
-        f"  auth health      http://localhost:{ports['auth']}/health",
+        "taskgate dev stack is up. Point your frontend at the gateway:",
+        f"  gateway          {gateway}",
+        f"  auth Swagger UI  {gateway}/auth/docs",
+        f"  tasks Swagger UI {gateway}/api/docs",
+        f"  JWKS             {gateway}/auth/.well-known/jwks.json",
+        "Operators (direct, not through the gateway):",
+        f"  gateway metrics  http://localhost:{ports['gateway_metrics']}/metrics",
+        f"  gateway ping     http://localhost:{ports['gateway_ping']}/ping",
     ]
-    if "tasks" in stack.processes:
-        lines += [
-            f"  tasks service    http://localhost:{ports['tasks']}/api/docs    (Swagger UI)",
-            f"  tasks metrics    http://localhost:{ports['tasks']}/metrics",
-            f"  tasks health     http://localhost:{ports['tasks']}/health",
-        ]
+    for service in stack.config.services:
+        base = f"http://localhost:{ports[service.port]}"
+        lines.append(f"  {service.name + ' service':<16} {base}/health   {base}/metrics")
     for name, server in stack.postgres.items():
         database = stack.config.databases[name]["name"]
         lines.append(f"  {name + ' database':<16} {server.url(database, driver='postgresql')}")

@@ -94,6 +94,7 @@ class DevStack:
     fast_unsafe_postgres: bool = False
     postgres: dict[str, EmbeddedPostgres] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def url(self, port_name: str) -> str:
         return f"http://127.0.0.1:{self.config.ports[port_name]}"
@@ -179,11 +180,13 @@ class DevStack:
             print(f"[{service.name}] {result.stdout.strip()}", flush=True)
 
     def _start_service(self, service: ServiceSpec) -> None:
-        env = self._service_env(service)
-        for step in service.prepare:
-            self._run_step(service, step, env)
-        if service.migrate:
-            self._run_step(service, service.migrate, env)
+        env = self._service_envs.get(service.name)
+        if env is None:
+            env = self._service_envs[service.name] = self._service_env(service)
+            for step in service.prepare:
+                self._run_step(service, step, env)
+            if service.migrate:
+                self._run_step(service, service.migrate, env)
         args = [
             sys.executable,
             "-m",
@@ -229,6 +232,20 @@ class DevStack:
                 pass
             time.sleep(0.2)
         raise StackError(f"{name} not ready at {url} after {timeout:.0f}s")
+
+    def service(self, name: str) -> ServiceSpec:
+        return next(spec for spec in self.config.services if spec.name == name)
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service (fault tests); `start_service` brings it back."""
+        process = self.processes.pop(name, None)
+        if process is not None:
+            terminate(process)
+
+    def start_service(self, name: str) -> None:
+        spec = self.service(name)
+        self._start_service(spec)
+        self._wait_ready(spec)
 
     def failed_process(self) -> str | None:
         for name, process in self.processes.items():

@@ -19,13 +19,23 @@ from pydantic import (
 
 from tasks_service.models import Priority, TaskStatus
 
-Title = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    Field(description="1-200 characters after trimming; not blank"),
-]
-Description = Annotated[str, Field(max_length=10_000, description="At most 10 000 characters")]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+def _storable(text: str) -> str:
+    """PostgreSQL text holds neither NUL nor lone surrogates; refuse them as a 422, not a 500."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return text
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
 
 
 def _unique(labels: list[str]) -> list[str]:
@@ -33,8 +43,23 @@ def _unique(labels: list[str]) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value is not None else None
+Storable = AfterValidator(_storable)
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Storable,
+    Field(description="1-200 characters after trimming; not blank"),
+]
+Description = Annotated[
+    str, Field(max_length=10_000, description="At most 10 000 characters"), Storable
+]
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Storable
+]
+SearchText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 
 
 Labels = Annotated[
@@ -43,8 +68,7 @@ Labels = Annotated[
     AfterValidator(_unique),
 ]
 DueAt = Annotated[
-    AwareDatetime | None,
-    AfterValidator(_utc),
+    UtcDatetime | None,
     Field(description="ISO 8601 with an offset (a naive time is refused); stored as UTC"),
 ]
 SortOrder = Literal["position", "-created_at", "due_at", "-updated_at"]
@@ -161,12 +185,9 @@ class TaskListParams(BaseModel):
         default_factory=list, max_length=20, description="Repeatable: has all of"
     )
     priority: list[Priority] = Field(default_factory=list, description="Repeatable: any of")
-    q: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-        | None
-    ) = Field(None, description="Case-insensitive text in the title or description")
-    due_before: AwareDatetime | None = Field(None, description="Due strictly before (ISO 8601)")
-    due_after: AwareDatetime | None = Field(None, description="Due strictly after (ISO 8601)")
+    q: SearchText | None = Field(None, description="Case-insensitive text in title or description")
+    due_before: UtcDatetime | None = Field(None, description="Due strictly before (ISO 8601)")
+    due_after: UtcDatetime | None = Field(None, description="Due strictly after (ISO 8601)")
     completed: bool | None = Field(None, description="Only done (true) or not done (false)")
     sort: SortOrder = Field(
         "position",
@@ -183,8 +204,8 @@ class TaskListParams(BaseModel):
             "label": sorted(set(self.label)),
             "priority": sorted(set(self.priority)),
             "q": self.q,
-            "due_before": self.due_before.astimezone(UTC).isoformat() if self.due_before else None,
-            "due_after": self.due_after.astimezone(UTC).isoformat() if self.due_after else None,
+            "due_before": self.due_before.isoformat() if self.due_before else None,
+            "due_after": self.due_after.isoformat() if self.due_after else None,
             "completed": self.completed,
         }
 

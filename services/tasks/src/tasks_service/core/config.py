@@ -39,6 +39,11 @@ class Settings(ServiceSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("auth_jwks_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _ttl_bounds(self) -> Settings:
         if self.jwks_min_ttl_seconds > self.jwks_max_ttl_seconds:

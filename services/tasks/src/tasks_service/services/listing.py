@@ -52,6 +52,8 @@ def _typed_key(sort: str, raw: list[Any]) -> list[Any]:
             status, position, task_id = raw
             if isinstance(position, bool) or not isinstance(position, int):
                 raise InvalidCursor("bad position")
+            if not -(2**63) <= position < 2**63:
+                raise InvalidCursor("bad position")
             return [TaskStatus(status), position, uuid.UUID(task_id)]
         stamp, task_id = raw
         if stamp is None and sort == "due_at":
