@@ -27,10 +27,7 @@ def stack() -> Iterator[DevStack]:
     try:
         yield dev_stack
     finally:
-        dev_stack.stop()
-        # Logs stay on failure for inspection; PostgreSQL files go.
-        for server in dev_stack.postgres.values():
-            server.destroy()
+        dev_stack.destroy()  # logs stay in data_dir for inspection; database files go
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from auth_factories import (
     next_number,
 )
 from fastapi import FastAPI
+from mail_support import MailTest, SmtpSink, running, smtp_settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -101,7 +102,9 @@ def sql(sql_engine: AsyncEngine) -> SqlFn:
 async def _clean_tables(sql: SqlFn) -> AsyncIterator[None]:
     """Each test starts from empty tables (truncation: the app commits its own work)."""
     yield
-    await sql("TRUNCATE refresh_tokens, refresh_sessions, users RESTART IDENTITY CASCADE")
+    await sql(
+        "TRUNCATE email_tokens, refresh_tokens, refresh_sessions, users RESTART IDENTITY CASCADE"
+    )
 
 
 @pytest.fixture
@@ -197,3 +200,29 @@ def open_session(app: FastAPI) -> LoginFn:
         return pair.model_dump()
 
     return _open_session
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) for the whole session."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+async def mail_service(settings: Settings, smtp_sink: SmtpSink) -> AsyncIterator[MailTest]:
+    """An auth app that mails to `smtp_sink` (the main `app` has no SMTP, so sends nothing)."""
+    async with running(smtp_settings(settings, smtp_sink), smtp_sink) as service:
+        yield service
+
+
+@pytest.fixture
+async def mail(mail_service: MailTest) -> AsyncIterator[MailTest]:
+    """The mailing app with an empty mailbox; its sends are finished before tables are wiped."""
+    assert mail_service.sink is not None
+    await mail_service.ctx.jobs.drain()
+    mail_service.sink.clear()
+    yield mail_service
+    await mail_service.ctx.jobs.drain()

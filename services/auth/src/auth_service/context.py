@@ -1,4 +1,5 @@
-"""What every request needs, built once per app: settings, database, keys, hasher, metrics."""
+"""What every request needs, built once per app: settings, database, keys, hasher, metrics,
+the mailer and the background jobs that send mail after a response."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from auth_service.core.background import BackgroundJobs
 from auth_service.core.config import Settings
+from auth_service.core.mailer import Mailer
 from auth_service.core.passwords import PasswordHasher
 from auth_service.core.signing_keys import KeyRing
 from auth_service.metrics import AuthMetrics
@@ -22,3 +25,5 @@ class AuthContext:
     hasher: PasswordHasher
     registry: CollectorRegistry
     metrics: AuthMetrics
+    mailer: Mailer
+    jobs: BackgroundJobs

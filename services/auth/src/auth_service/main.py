@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -10,9 +11,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from auth_service.api.routes import accounts, discovery, sessions, users
+from auth_service.api.routes import accounts, discovery, recovery, sessions, users
 from auth_service.context import AuthContext
+from auth_service.core.background import BackgroundJobs
 from auth_service.core.config import Settings
+from auth_service.core.mailer import Mailer
 from auth_service.core.passwords import PasswordHasher
 from auth_service.core.signing_keys import KeyRing, key_ring_for
 from auth_service.metrics import AuthMetrics
@@ -28,9 +31,12 @@ PREFIX = "/auth"
 SERVICE = "auth"
 VERSION = version("taskgate-auth")
 
+logger = logging.getLogger("taskgate.auth")
+
 
 def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContext:
     keys = keys or key_ring_for(settings)  # first: a bad key configuration stops startup
+    mailer = Mailer(settings)  # so does an unreadable SMTP password file
     engine = create_engine(settings, application_name="taskgate-auth")
     registry = new_registry()
     return AuthContext(
@@ -41,6 +47,8 @@ def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContex
         hasher=PasswordHasher(settings.password_hash_concurrency),
         registry=registry,
         metrics=AuthMetrics(registry),
+        mailer=mailer,
+        jobs=BackgroundJobs(settings.mail_queue_limit),
     )
 
 
@@ -53,7 +61,11 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ctx.hasher.warm_up()
         await bootstrap_admin(ctx)
+        if not settings.mail_enabled:
+            logger.warning("AUTH_SMTP_HOST is not set: no reset or verification mail is sent")
         yield
+        # Mails already accepted are sent before the database goes (bounded by the timeout).
+        await ctx.jobs.close(settings.mail_shutdown_timeout_seconds)
         await ctx.engine.dispose()
 
     docs: dict[str, Any] = (
@@ -79,6 +91,7 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
     api = APIRouter(prefix=PREFIX)
     api.include_router(accounts.router)
     api.include_router(sessions.router)
+    api.include_router(recovery.router)
     api.include_router(users.router)
     api.include_router(discovery.router)
     app.include_router(api)

@@ -11,7 +11,10 @@ REVOCATION_REASONS = (
     "password_change",
     "deactivated",
     "reuse",
+    "password_reset",
 )
+MAIL_KINDS = ("password_reset", "email_verification")
+MAIL_RESULTS = ("sent", "failed", "dropped")
 
 
 class AuthMetrics:
@@ -54,11 +57,35 @@ class AuthMetrics:
             ["reason"],
             registry=registry,
         )
+        self.emails = Counter(
+            "auth_emails_total",
+            "Mails by kind and result (sent to the relay, failed, dropped: queue full)",
+            ["kind", "result"],
+            registry=registry,
+        )
+        self.password_resets = Counter(
+            "auth_password_resets_total",
+            "Password resets with a mailed token, by result (success, invalid_token)",
+            ["result"],
+            registry=registry,
+        )
+        self.email_verifications = Counter(
+            "auth_email_verifications_total",
+            "Email verifications with a mailed token, by result (success, invalid_token)",
+            ["result"],
+            registry=registry,
+        )
+        for kind in MAIL_KINDS:
+            for mail_result in MAIL_RESULTS:
+                self.emails.labels(kind=kind, result=mail_result)
+        for counter in (self.password_resets, self.email_verifications):
+            for outcome in ("success", "invalid_token"):
+                counter.labels(result=outcome)
         for result in REFRESH_RESULTS:
             self.refreshes.labels(result=result)
         for reason in REVOCATION_REASONS:
             self.sessions_revoked.labels(reason=reason)
-        for result in ("success", "invalid_credentials", "user_inactive"):
+        for result in ("success", "invalid_credentials", "user_inactive", "email_not_verified"):
             self.logins.labels(result=result)
         for kind in ("access", "refresh"):
             self.tokens_issued.labels(type=kind)

@@ -1,4 +1,4 @@
-"""The auth database: users, and refresh-token sessions (one per login, a family of tokens)."""
+"""The auth database: users, refresh-token sessions (one per login), and emailed tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
@@ -101,3 +102,34 @@ class RefreshToken(Base):
     spent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_refresh_tokens_session_id", "session_id"),)
+
+
+class TokenPurpose(enum.StrEnum):
+    PASSWORD_RESET = "password_reset"
+    EMAIL_VERIFICATION = "email_verification"
+
+
+class EmailToken(Base):
+    """A single-use token sent by mail, stored only as the SHA-256 of its value.
+
+    `email` is the address it was sent to: once the account's address changes, the token no
+    longer matches and is refused. Using a token deletes its row.
+    """
+
+    __tablename__ = "email_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_email_tokens_user_id_purpose", "user_id", "purpose"),
+        CheckConstraint(
+            "purpose IN ('password_reset', 'email_verification')",
+            name="ck_email_tokens_purpose",
+        ),
+    )

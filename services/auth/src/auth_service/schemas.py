@@ -117,6 +117,34 @@ class ChangePasswordRequest(BaseModel):
     new_password: Password
 
 
+MailedToken = Annotated[
+    str, Field(min_length=1, max_length=512, description="The `token` parameter of the link")
+]
+
+
+class ForgotPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class Accepted(BaseModel):
+    detail: str
+
+
+class ResetPasswordRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: MailedToken
+    new_password: Password
+
+
+class VerifyEmailRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: MailedToken
+
+
 RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=4096)]
 
 

@@ -253,6 +253,13 @@ class DevStack:
                 return name
         return None
 
+    def destroy(self) -> None:
+        """Stop, then delete the databases' files (temporary stacks: tests, bench)."""
+        servers = list(self.postgres.values())
+        self.stop()
+        for server in servers:
+            server.destroy()
+
     def stop(self) -> None:
         """Services first (they drain requests), then their databases."""
         for process in reversed(list(self.processes.values())):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -68,10 +69,54 @@ class Settings(ServiceSettings):
     )
     docs_enabled: bool = True
 
-    @field_validator("issuer")
+    # Email: forgotten passwords and address verification (docs/email.md).
+    frontend_url: str = Field(
+        "http://localhost:8080",
+        description="Base of the links in mails: {frontend_url}/reset-password?token=...",
+    )
+    require_verified_email: bool = Field(
+        False, description="Refuse login (403 email_not_verified) until the email is verified"
+    )
+    reset_token_ttl_seconds: int = Field(1800, ge=60, le=86_400)
+    verify_email_token_ttl_seconds: int = Field(86_400, ge=300, le=30 * 86_400)
+    smtp_host: str | None = Field(None, description="SMTP server; unset means no mail is sent")
+    smtp_port: int = Field(587, ge=1, le=65_535)
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (submission, 587), tls (implicit, 465) or none"
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
+    smtp_from: str = Field("taskgate <no-reply@localhost>", description="The From header")
+    smtp_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    smtp_validate_certs: bool = True
+    smtp_max_concurrent: int = Field(4, ge=1, le=64, description="SMTP connections at once")
+    mail_queue_limit: int = Field(
+        1000, ge=1, le=100_000, description="Mails waiting to be sent; more are dropped"
+    )
+    mail_shutdown_timeout_seconds: float = Field(
+        8.0, ge=0, le=120, description="How long shutdown waits for mails still being sent"
+    )
+
+    @field_validator("issuer", "frontend_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("smtp_host", "smtp_username", "smtp_password_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """Compose passes `${SMTP_HOST:-}` as an empty string: that means "not set"."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_password", mode="before")
+    @classmethod
+    def _empty_password_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def mail_enabled(self) -> bool:
+        return self.smtp_host is not None
 
     @cached_property
     def jwks_uri(self) -> str:

@@ -26,6 +26,11 @@ async def find_by_login(session: AsyncSession, identifier: str) -> User | None:
     return result.scalar_one_or_none()
 
 
+async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.execute(select(User).where(func.lower(User.email) == email.lower()))
+    return result.scalar_one_or_none()
+
+
 async def get_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     result = await session.execute(
         select(User)
@@ -105,9 +110,21 @@ async def admin_exists(session: AsyncSession) -> bool:
 
 
 async def add(
-    session: AsyncSession, *, email: str, username: str, password_hash: str, role: Role
+    session: AsyncSession,
+    *,
+    email: str,
+    username: str,
+    password_hash: str,
+    role: Role,
+    email_verified: bool = False,
 ) -> User:
-    user = User(email=email, username=username, password_hash=password_hash, role=role)
+    user = User(
+        email=email,
+        username=username,
+        password_hash=password_hash,
+        role=role,
+        email_verified=email_verified,
+    )
     session.add(user)
     await session.flush()
     await session.refresh(user)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from auth_service.context import AuthContext
-from auth_service.models import User
-from auth_service.repositories import refresh_tokens, users
+from auth_service.models import TokenPurpose, User
+from auth_service.repositories import email_tokens, refresh_tokens, users
 from taskgate_common.errors import ApiError
 
 
@@ -35,4 +35,6 @@ async def change_password(
     async with ctx.sessions() as db, db.begin():
         await users.update_fields(db, user.id, bump_token_version=True, password_hash=password_hash)
         revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "password_change")
+        # A reset link mailed before the change must not undo it.
+        await email_tokens.delete_for_user(db, user.id, TokenPurpose.PASSWORD_RESET)
     ctx.metrics.sessions_revoked.labels(reason="password_change").inc(revoked)

@@ -28,9 +28,13 @@ async def create_admin(
     username: str,
     password: str,
 ) -> User:
-    """Create an admin account; pydantic's ValidationError or a 409 ApiError when refused."""
+    """Create an admin account; pydantic's ValidationError or a 409 ApiError when refused.
+
+    The operator typed the address, so it counts as verified: `AUTH_REQUIRE_VERIFIED_EMAIL`
+    never locks out the first admin.
+    """
     request = RegisterRequest(email=email, username=username, password=password)
-    return await create_account(sessions, hasher, request, Role.ADMIN)
+    return await create_account(sessions, hasher, request, Role.ADMIN, email_verified=True)
 
 
 def _bootstrap_password(settings: Settings) -> str | None:

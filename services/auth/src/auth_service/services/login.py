@@ -40,6 +40,14 @@ async def login(ctx: AuthContext, identifier: str, password: str) -> TokenPair:
         raise ApiError(
             401, "user_inactive", "This account is deactivated", {"WWW-Authenticate": "Bearer"}
         )
+    if ctx.settings.require_verified_email and not user.email_verified:
+        # Also only after the right password: a guesser learns nothing about the account.
+        ctx.metrics.logins.labels(result="email_not_verified").inc()
+        raise ApiError(
+            403,
+            "email_not_verified",
+            "Verify your email address first (POST /auth/verify-email/request sends a new link)",
+        )
     async with ctx.sessions() as db, db.begin():
         if upgraded_hash is not None:
             await users.set_password_hash(db, user.id, upgraded_hash)

@@ -10,6 +10,7 @@ from auth_service.core.passwords import PasswordHasher
 from auth_service.models import Role, User
 from auth_service.repositories import users
 from auth_service.schemas import RegisterRequest
+from auth_service.services import mail_jobs
 from taskgate_common.errors import ApiError
 
 
@@ -22,6 +23,8 @@ async def create_account(
     hasher: PasswordHasher,
     request: RegisterRequest,
     role: Role = Role.USER,
+    *,
+    email_verified: bool = False,
 ) -> User:
     """Insert the account, or raise a 409 naming the field that is taken."""
     async with sessions() as db:
@@ -39,6 +42,7 @@ async def create_account(
                 username=request.username,
                 password_hash=password_hash,
                 role=role,
+                email_verified=email_verified,
             )
     except IntegrityError as exc:  # lost a race with a concurrent registration
         field = users.violated_unique_field(exc)
@@ -50,4 +54,12 @@ async def create_account(
 async def register(ctx: AuthContext, request: RegisterRequest, role: Role = Role.USER) -> User:
     user = await create_account(ctx.sessions, ctx.hasher, request, role)
     ctx.metrics.registrations.inc()
+    return user
+
+
+async def sign_up(ctx: AuthContext, request: RegisterRequest) -> User:
+    """Self-registration: the account, then (after commit, in the background) the mail with
+    its verification link, when SMTP is configured."""
+    user = await register(ctx, request)
+    mail_jobs.schedule_verification(ctx, user.id)
     return user

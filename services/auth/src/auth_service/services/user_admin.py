@@ -12,7 +12,7 @@ from auth_service.context import AuthContext
 from auth_service.models import Role, User
 from auth_service.repositories import refresh_tokens, users
 from auth_service.schemas import AdminCreateUserRequest, AdminUpdateUserRequest, UpdateMeRequest
-from auth_service.services import registration
+from auth_service.services import mail_jobs, registration
 from taskgate_common.errors import ApiError
 
 
@@ -104,4 +104,6 @@ async def update_me(ctx: AuthContext, user: User, changes: UpdateMeRequest) -> U
         raise registration.taken(field) from None
     if updated is None:  # deleted in between
         raise _not_found()
+    if "email" in values and not updated.email_verified:  # a new address: mail it a link
+        mail_jobs.schedule_verification(ctx, updated.id)
     return updated

@@ -26,7 +26,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     responses=error_responses(409, 422),
 )
 async def register(body: RegisterRequest, ctx: Context) -> UserOut:
-    user = await registration.register(ctx, body)
+    user = await registration.sign_up(ctx, body)
     return UserOut.model_validate(user)
 
 
@@ -40,7 +40,7 @@ def _answer(ctx: Context, response: Response, pair: TokenPair, cookie: bool) -> 
     response_model=TokenPair,
     response_model_exclude_none=True,
     summary="Log in with a username or email and a password (JSON)",
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 403, 422),
 )
 async def login_json(
     body: LoginRequest, ctx: Context, response: Response, cookie: CookieMode = False
@@ -54,7 +54,7 @@ async def login_json(
     response_model=TokenPair,
     response_model_exclude_none=True,
     summary="Log in with the OAuth2 password form (Swagger's Authorize button)",
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 403, 422),
 )
 async def login_form(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],

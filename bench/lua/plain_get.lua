@@ -1,0 +1,2 @@
+-- GET the URL given to wrk, no credentials.
+function init(args) end

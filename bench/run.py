@@ -1,0 +1,408 @@
+"""`make bench`: start the stack as `make dev` does (or use BENCH_BASE_URL), seed it, drive
+every hot path with wrk directly and through the gateway, and report the figures.
+
+Writes a Markdown table to stdout and the full figures to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from seed import (
+    BenchUser,
+    current_tasks,
+    fresh_refresh_tokens,
+    seed_users,
+    write_records,
+)
+from wrk_runner import WrkMissing, WrkResult, require_wrk, run_wrk
+
+from taskgate_devstack.postgres import free_port
+from taskgate_devstack.processes import spawn, terminate
+from taskgate_devstack.stack import REPO_ROOT, DevStack, StackConfig
+
+RESULTS = Path(__file__).parent / "results"
+
+# The gateway's per-IP limits would throttle a load generator on one IP; the bench measures
+# the proxy, so it lifts them (the defaults stay in gateway/dynamic/taskgate.yml).
+UNLIMITED_GATEWAY = {
+    "TASKGATE_CREDENTIAL_RATE_AVERAGE": "1000000",
+    "TASKGATE_CREDENTIAL_RATE_BURST": "1000000",
+    "TASKGATE_GENERAL_RATE_AVERAGE": "1000000",
+    "TASKGATE_GENERAL_RATE_BURST": "1000000",
+}
+
+
+@dataclass
+class Target:
+    gateway: str
+    auth: str
+    tasks: str
+    tasks_database: str
+    issuer: str
+    stack: DevStack | None = None
+
+
+@dataclass
+class Row:
+    scenario: str
+    route: str
+    result: WrkResult
+    expected_errors: bool = False
+
+
+@dataclass
+class Report:
+    machine: str
+    settings: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def _start_stack(data_dir: Path) -> Target:
+    config = StackConfig.load()
+    for name in config.ports:
+        config.ports[name] = free_port()
+    os.environ.update(UNLIMITED_GATEWAY)
+    stack = DevStack(config, data_dir, logs_to_files=True)
+    stack.start()
+    gateway = f"http://localhost:{config.ports['gateway']}"
+    tasks_db = stack.postgres["tasks"].url(config.databases["tasks"]["name"], driver="postgresql")
+    return Target(
+        gateway=gateway,
+        auth=stack.url("auth"),
+        tasks=stack.url("tasks"),
+        tasks_database=tasks_db,
+        issuer=f"{gateway}/auth",
+        stack=stack,
+    )
+
+
+def _running_target(base_url: str) -> Target:
+    return Target(
+        gateway=base_url.rstrip("/"),
+        auth=os.environ.get("BENCH_AUTH_URL", "http://127.0.0.1:8001"),
+        tasks=os.environ.get("BENCH_TASKS_URL", "http://127.0.0.1:8002"),
+        tasks_database=os.environ.get(
+            "BENCH_TASKS_DATABASE_URL", "postgresql://postgres@127.0.0.1:55433/taskgate_tasks"
+        ),
+        issuer=os.environ.get("BENCH_ISSUER", f"{base_url.rstrip('/')}/auth"),
+    )
+
+
+def _start_reference(target: Target, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "REF_DATABASE_URL": target.tasks_database,
+        "REF_JWKS_URL": f"{target.auth}/auth/.well-known/jwks.json",
+        "REF_ISSUER": target.issuer,
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(Path(__file__).parent),
+        "reference_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    process = spawn(args, env, log_dir / "reference.log", REPO_ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    terminate(process)
+    raise RuntimeError("the reference app did not start; see its log")
+
+
+def _rss_mb(target: Target) -> dict[str, float]:
+    if target.stack is None:
+        return {}
+    return {
+        name: round(psutil.Process(process.pid).memory_info().rss / 2**20, 1)
+        for name, process in target.stack.processes.items()
+        if name in ("auth", "tasks")
+    }
+
+
+def _startup_seconds(target: Target) -> dict[str, float]:
+    """Process start to /health/ready answering 200, per service."""
+    if target.stack is None:
+        return {}
+    timings = {}
+    for name in ("auth", "tasks"):
+        target.stack.stop_service(name)
+        started = time.perf_counter()
+        target.stack.start_service(name)
+        timings[name] = round(time.perf_counter() - started, 2)
+    return timings
+
+
+def _hash_ms() -> float:
+    hasher = PasswordHash((Argon2Hasher(),))
+    stored = hasher.hash("bench password")
+    samples = []
+    for _ in range(10):
+        started = time.perf_counter()
+        hasher.verify("bench password", stored)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+class Bench:
+    def __init__(self, target: Target, args: argparse.Namespace, work: Path) -> None:
+        self.target = target
+        self.args = args
+        self.work = work
+        self.users: list[BenchUser] = []
+
+    def wrk(
+        self,
+        url: str,
+        script: str,
+        data: Path | Callable[[], Path] | None = None,
+        path: str = "",
+    ) -> WrkResult:
+        """Warm up, then measure. A callable `data` is called before each run (fresh state)."""
+
+        def run(duration: float) -> WrkResult:
+            data_file = data() if callable(data) else data
+            return run_wrk(
+                url,
+                script,
+                data_file=data_file,
+                path=path,
+                duration=duration,
+                connections=self.args.connections,
+                threads=self.args.threads,
+            )
+
+        if self.args.warmup > 0 and script not in ("refresh.lua", "login.lua"):
+            run(self.args.warmup)
+        return run(self.args.duration)
+
+    def tokens_file(self) -> Path:
+        return write_records(self.work / "tokens.tsv", [(u.access_token,) for u in self.users])
+
+    def read_scenarios(self, report: Report) -> None:
+        tokens = self.tokens_file()
+        for path in ("/api/tasks?limit=20", "/api/board"):
+            for route, base in (("direct", self.target.tasks), ("gateway", self.target.gateway)):
+                result = self.wrk(base, "bearer_get.lua", tokens, path)
+                report.rows.append(Row(f"GET {path}", route, result))
+        for route, base in (("direct", self.target.auth), ("gateway", self.target.gateway)):
+            result = self.wrk(f"{base}/auth/.well-known/jwks.json", "plain_get.lua")
+            report.rows.append(Row("GET /auth/.well-known/jwks.json", route, result))
+
+    def write_scenarios(self, report: Report) -> None:
+        tokens = self.tokens_file()
+        for route, base in (("direct", self.target.tasks), ("gateway", self.target.gateway)):
+            report.rows.append(
+                Row("POST /api/tasks", route, self.wrk(base, "create_task.lua", tokens))
+            )
+
+            def data() -> Path:
+                records = asyncio.run(current_tasks(self.target.tasks, self.users))
+                return write_records(self.work / "tasks.tsv", list(records))
+
+            report.rows.append(
+                Row(
+                    "PATCH /api/tasks/{id} (If-Match)",
+                    route,
+                    self.wrk(base, "patch_task.lua", data),
+                )
+            )
+            report.rows.append(
+                Row("POST /api/tasks/{id}/move", route, self.wrk(base, "move_task.lua", data))
+            )
+
+    def refresh_scenario(self, report: Report) -> None:
+        for route, base in (("direct", self.target.auth), ("gateway", self.target.gateway)):
+            tokens = asyncio.run(
+                fresh_refresh_tokens(self.target.auth, self.users, self.args.connections * 2)
+            )
+            data = write_records(self.work / "refresh.tsv", [(t,) for t in tokens])
+            report.rows.append(
+                Row("POST /auth/refresh", route, self.wrk(base, "refresh.lua", data))
+            )
+
+    def login_scenario(self, report: Report) -> None:
+        credentials = write_records(
+            self.work / "logins.tsv", [(u.username, u.password) for u in self.users]
+        )
+        for route, base in (("direct", self.target.auth), ("gateway", self.target.gateway)):
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                login = pool.submit(self.wrk, base, "login.lua", credentials)
+                health = pool.submit(
+                    run_wrk,
+                    f"{self.target.auth}/health/live",
+                    "plain_get.lua",
+                    duration=self.args.duration,
+                    connections=2,
+                    threads=1,
+                )
+                report.rows.append(Row("POST /auth/login", route, login.result()))
+                report.rows.append(
+                    Row("GET /health/live during login load", route, health.result())
+                )
+
+    def reference(self, report: Report) -> None:
+        process, url = _start_reference(self.target, self.work)
+        try:
+            result = self.wrk(url, "bearer_get.lua", self.tokens_file(), "/api/tasks?limit=20")
+            report.rows.append(Row("reference: bare ASGI + PyJWT + asyncpg", "direct", result))
+        finally:
+            terminate(process)
+
+
+def _find(report: Report, scenario: str, route: str) -> WrkResult | None:
+    for row in report.rows:
+        if row.scenario == scenario and row.route == route:
+            return row.result
+    return None
+
+
+def summarise(report: Report) -> None:
+    list_direct = _find(report, "GET /api/tasks?limit=20", "direct")
+    list_gateway = _find(report, "GET /api/tasks?limit=20", "gateway")
+    reference = _find(report, "reference: bare ASGI + PyJWT + asyncpg", "direct")
+    refresh = _find(report, "POST /auth/refresh", "direct")
+    login = _find(report, "POST /auth/login", "direct")
+    extra = report.extra
+    if list_direct and reference:
+        extra["list_direct_vs_reference"] = round(list_direct.rps / reference.rps, 2)
+    if list_direct and list_gateway:
+        extra["list_gateway_vs_direct"] = round(list_gateway.rps / list_direct.rps, 2)
+    if refresh and list_direct:
+        extra["refresh_vs_list"] = round(refresh.rps / list_direct.rps, 2)
+    if login:
+        bound = (os.cpu_count() or 1) * 1000 / extra["argon2id_verify_ms"]
+        extra["login_hash_bound_per_s"] = round(bound, 1)
+        extra["login_vs_hash_bound"] = round(login.rps / bound, 2)
+
+
+def print_report(report: Report) -> None:
+    print(f"\nMachine: {report.machine}")
+    print(
+        f"Settings: {report.settings['connections']} connections, {report.settings['duration']} s "
+        f"per scenario after {report.settings['warmup']} s warm-up, "
+        f"{report.settings['users']} users x {report.settings['tasks']} tasks, one uvicorn "
+        "worker per service\n"
+    )
+    print("| scenario | route | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---:|---:|---:|---:|")
+    for row in report.rows:
+        r = row.result
+        print(
+            f"| {row.scenario} | {row.route} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
+            f"| {r.errors} |"
+        )
+    print()
+    for key, value in report.extra.items():
+        print(f"- {key}: {value}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument(
+        "--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 10))
+    )
+    parser.add_argument("--warmup", type=float, default=float(os.environ.get("BENCH_WARMUP", 2)))
+    parser.add_argument(
+        "--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 32))
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--users", type=int, default=int(os.environ.get("BENCH_USERS", 16)))
+    parser.add_argument("--tasks", type=int, default=int(os.environ.get("BENCH_TASKS", 50)))
+    args = parser.parse_args()
+    try:
+        require_wrk()
+    except WrkMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="taskgate-bench-"))
+    base_url = os.environ.get("BENCH_BASE_URL")
+    print("starting the stack…" if not base_url else f"using the stack at {base_url}", flush=True)
+    target = _running_target(base_url) if base_url else _start_stack(work / "stack")
+    report = Report(machine=_machine(), settings=vars(args))
+    try:
+        report.extra["rss_idle_mb"] = _rss_mb(target)
+        report.extra["argon2id_verify_ms"] = round(_hash_ms(), 1)
+        print(f"seeding {args.users} users x {args.tasks} tasks…", flush=True)
+        bench = Bench(target, args, work)
+        bench.users = asyncio.run(seed_users(target.gateway, args.users, args.tasks))
+        print("running scenarios…", flush=True)
+        bench.reference(report)
+        bench.read_scenarios(report)
+        report.extra["rss_loaded_mb"] = _rss_mb(target)
+        bench.write_scenarios(report)
+        bench.refresh_scenario(report)
+        bench.login_scenario(report)
+        report.extra["startup_to_ready_s"] = _startup_seconds(target)
+    finally:
+        if target.stack is not None:
+            target.stack.destroy()
+    summarise(report)
+    print_report(report)
+    RESULTS.mkdir(exist_ok=True)
+    payload = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": report.machine,
+        "settings": report.settings,
+        "rows": [
+            {
+                "scenario": r.scenario,
+                "route": r.route,
+                "rps": round(r.result.rps, 1),
+                **asdict(r.result),
+            }
+            for r in report.rows
+        ],
+        "summary": report.extra,
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
