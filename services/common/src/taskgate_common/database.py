@@ -19,13 +19,14 @@ def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngi
     """A pooled asyncpg engine whose connect and statement times are bounded.
 
     Bounded waits are what turn "database down" into a prompt 503 instead of a hung request.
+    No pre-ping: it costs a round trip per request; a connection that died with its server
+    fails once, SQLAlchemy then invalidates the whole pool, and the next request reconnects.
     """
     return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
@@ -40,6 +41,16 @@ def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngi
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for single-statement reads: autocommit, so no BEGIN/ROLLBACK round trips.
+
+    Only for use cases that run one statement; anything needing a consistent snapshot or a
+    write uses the transactional factory.
+    """
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(autocommit, expire_on_commit=False)
 
 
 async def ping(engine: AsyncEngine, timeout: float = 2.0) -> None:

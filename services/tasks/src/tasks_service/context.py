@@ -18,6 +18,7 @@ class TasksContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]  # one-statement reads, autocommit
     registry: CollectorRegistry
     metrics: TasksMetrics
     jwks: JwksCache

@@ -10,7 +10,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from taskgate_common.database import create_engine, create_session_factory, ping
+from taskgate_common.database import (
+    create_engine,
+    create_read_session_factory,
+    create_session_factory,
+    ping,
+)
 from taskgate_common.errors import install_error_handlers
 from taskgate_common.health import HealthCheck, health_router
 from taskgate_common.json_logs import configure_logging
@@ -37,6 +42,7 @@ def build_context(settings: Settings) -> TasksContext:
         settings=settings,
         engine=engine,
         sessions=create_session_factory(engine),
+        read_sessions=create_read_session_factory(engine),
         registry=registry,
         metrics=metrics,
         jwks=jwks,

@@ -24,7 +24,9 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_context(request: Request) -> TasksContext:
+# Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
+# dependencies in a worker thread, a hand-off that costs more than the work itself.
+async def get_context(request: Request) -> TasksContext:
     ctx: TasksContext = request.app.state.ctx
     return ctx
 
@@ -42,7 +44,7 @@ async def get_principal(
 Caller = Annotated[Principal, Depends(get_principal)]
 
 
-def get_if_match(
+async def get_if_match(
     if_match: Annotated[
         str | None,
         Header(
@@ -57,7 +59,7 @@ def get_if_match(
 IfMatchHeader = Annotated[IfMatch | None, Depends(get_if_match)]
 
 
-def get_list_request(params: Annotated[TaskListParams, Query()]) -> listing.ListRequest:
+async def get_list_request(params: Annotated[TaskListParams, Query()]) -> listing.ListRequest:
     try:
         return listing.prepare(params)
     except InvalidCursor as exc:

@@ -84,7 +84,7 @@ def _next_cursor(sort: str, filters: dict[str, Any], last: Task) -> str:
 
 async def list_tasks(ctx: TasksContext, principal: Principal, request: ListRequest) -> Page:
     params = request.params
-    async with ctx.sessions() as db:
+    async with ctx.read_sessions() as db:
         rows = await tasks.page(
             db, principal.user_id, request.filters, params.sort, request.after, params.limit + 1
         )

@@ -74,7 +74,7 @@ async def create(ctx: TasksContext, principal: Principal, body: TaskCreate) -> T
 
 
 async def get(ctx: TasksContext, principal: Principal, task_id: uuid.UUID) -> Task:
-    async with ctx.sessions() as db:
+    async with ctx.read_sessions() as db:
         task = await tasks.get(db, principal.user_id, task_id)
     if task is None:
         raise not_found()
