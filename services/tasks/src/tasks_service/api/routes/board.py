@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from taskgate_common.errors import error_responses
 from tasks_service.api.deps import Caller, Context
-from tasks_service.schemas import Board, BoardColumn, BoardParams, TaskOut
+from tasks_service.api.task_json import json_response, task_documents
+from tasks_service.schemas import Board, BoardParams
 from tasks_service.services import listing
 
 router = APIRouter(tags=["board"])
@@ -20,16 +21,20 @@ router = APIRouter(tags=["board"])
     summary="The caller's tasks by column, in position order (bounded per column)",
     responses=error_responses(401, 422, 503),
 )
-async def get_board(ctx: Context, caller: Caller, params: Annotated[BoardParams, Query()]) -> Board:
+async def get_board(
+    ctx: Context, caller: Caller, params: Annotated[BoardParams, Query()]
+) -> Response:
     columns = await listing.board(ctx, caller, params.limit)
-    return Board(
-        columns=[
-            BoardColumn(
-                status=column.status,
-                total=column.total,
-                items=[TaskOut.model_validate(task) for task in column.items],
-                next_cursor=column.next_cursor,
-            )
-            for column in columns
-        ]
+    return json_response(
+        {
+            "columns": [
+                {
+                    "status": column.status,
+                    "total": column.total,
+                    "items": task_documents(column.items),
+                    "next_cursor": column.next_cursor,
+                }
+                for column in columns
+            ]
+        }
     )

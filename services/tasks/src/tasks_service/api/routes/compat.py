@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from taskgate_common.errors import error_responses
 from tasks_service.api.deps import Context, IfMatchHeader, ListRequest, PathUser
-from tasks_service.api.responses import with_etag
+from tasks_service.api.task_json import json_response, task_documents, task_response
 from tasks_service.schemas import TaskCreate, TaskOut, TaskReplace
 from tasks_service.services import listing
 from tasks_service.services import tasks as use_cases
@@ -30,15 +30,16 @@ BASE = (401, 403, 503)
     responses=error_responses(*BASE, 422),
 )
 async def list_user_tasks(
-    ctx: Context, caller: PathUser, query: ListRequest, request: Request, response: Response
-) -> list[TaskOut]:
+    ctx: Context, caller: PathUser, query: ListRequest, request: Request
+) -> Response:
     page = await listing.list_tasks(ctx, caller, query)
+    headers = {}
     if page.next_cursor is not None:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
         params.append(("cursor", page.next_cursor))
-        response.headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
-        response.headers["X-Next-Cursor"] = page.next_cursor
-    return [TaskOut.model_validate(task) for task in page.items]
+        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+        headers["X-Next-Cursor"] = page.next_cursor
+    return json_response(task_documents(page.items), headers=headers)
 
 
 @router.post(
@@ -54,13 +55,10 @@ async def create_user_task(
     ctx: Context,
     caller: PathUser,
     request: Request,
-    response: Response,
-) -> TaskOut:
+) -> Response:
     task = await use_cases.create(ctx, caller, body)
-    response.headers["Location"] = request.app.url_path_for(
-        "get_user_task", user_id=str(user_id), task_id=str(task.id)
-    )
-    return with_etag(response, task)
+    location = request.app.url_path_for("get_user_task", user_id=str(user_id), task_id=str(task.id))
+    return task_response(task, status.HTTP_201_CREATED, {"Location": location})
 
 
 @router.get(
@@ -69,10 +67,8 @@ async def create_user_task(
     summary="One of the user's tasks",
     responses=error_responses(*BASE, 404, 422),
 )
-async def get_user_task(
-    task_id: uuid.UUID, ctx: Context, caller: PathUser, response: Response
-) -> TaskOut:
-    return with_etag(response, await use_cases.get(ctx, caller, task_id))
+async def get_user_task(task_id: uuid.UUID, ctx: Context, caller: PathUser) -> Response:
+    return task_response(await use_cases.get(ctx, caller, task_id))
 
 
 @router.put(
@@ -87,10 +83,9 @@ async def replace_user_task(
     ctx: Context,
     caller: PathUser,
     if_match: IfMatchHeader,
-    response: Response,
-) -> TaskOut:
+) -> Response:
     task = await use_cases.replace(ctx, caller, task_id, body, if_match)
-    return with_etag(response, task)
+    return task_response(task)
 
 
 @router.delete(
@@ -114,7 +109,7 @@ async def delete_user_task(
     responses=error_responses(*BASE, 404, 412, 422),
 )
 async def toggle_user_task(
-    task_id: uuid.UUID, ctx: Context, caller: PathUser, if_match: IfMatchHeader, response: Response
-) -> TaskOut:
+    task_id: uuid.UUID, ctx: Context, caller: PathUser, if_match: IfMatchHeader
+) -> Response:
     task = await use_cases.toggle_complete(ctx, caller, task_id, if_match)
-    return with_etag(response, task)
+    return task_response(task)

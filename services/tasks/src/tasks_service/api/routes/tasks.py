@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from taskgate_common.errors import error_responses
 from tasks_service.api.deps import Caller, Context, IfMatchHeader, ListRequest
-from tasks_service.api.responses import with_etag
+from tasks_service.api.task_json import json_response, task_documents, task_response
 from tasks_service.schemas import MoveRequest, TaskCreate, TaskOut, TaskPage, TaskPatch, TaskReplace
 from tasks_service.services import listing, moves
 from tasks_service.services import tasks as use_cases
@@ -26,12 +26,10 @@ BASE = (401, 503)
     summary="Create a task at the end of its column",
     responses=error_responses(*BASE, 422),
 )
-async def create_task(
-    body: TaskCreate, ctx: Context, caller: Caller, request: Request, response: Response
-) -> TaskOut:
+async def create_task(body: TaskCreate, ctx: Context, caller: Caller, request: Request) -> Response:
     task = await use_cases.create(ctx, caller, body)
-    response.headers["Location"] = request.app.url_path_for("get_task", task_id=str(task.id))
-    return with_etag(response, task)
+    location = request.app.url_path_for("get_task", task_id=str(task.id))
+    return task_response(task, status.HTTP_201_CREATED, {"Location": location})
 
 
 @router.get(
@@ -40,12 +38,9 @@ async def create_task(
     summary="List tasks: filters, sort and keyset pages",
     responses=error_responses(*BASE, 422),
 )
-async def list_tasks(ctx: Context, caller: Caller, query: ListRequest) -> TaskPage:
+async def list_tasks(ctx: Context, caller: Caller, query: ListRequest) -> Response:
     page = await listing.list_tasks(ctx, caller, query)
-    return TaskPage(
-        items=[TaskOut.model_validate(task) for task in page.items],
-        next_cursor=page.next_cursor,
-    )
+    return json_response({"items": task_documents(page.items), "next_cursor": page.next_cursor})
 
 
 @router.get(
@@ -54,8 +49,8 @@ async def list_tasks(ctx: Context, caller: Caller, query: ListRequest) -> TaskPa
     summary="One task, with its ETag",
     responses=error_responses(*BASE, 404, 422),
 )
-async def get_task(task_id: uuid.UUID, ctx: Context, caller: Caller, response: Response) -> TaskOut:
-    return with_etag(response, await use_cases.get(ctx, caller, task_id))
+async def get_task(task_id: uuid.UUID, ctx: Context, caller: Caller) -> Response:
+    return task_response(await use_cases.get(ctx, caller, task_id))
 
 
 @router.patch(
@@ -70,10 +65,9 @@ async def patch_task(
     ctx: Context,
     caller: Caller,
     if_match: IfMatchHeader,
-    response: Response,
-) -> TaskOut:
+) -> Response:
     task = await use_cases.patch(ctx, caller, task_id, body, if_match)
-    return with_etag(response, task)
+    return task_response(task)
 
 
 @router.put(
@@ -88,10 +82,9 @@ async def replace_task(
     ctx: Context,
     caller: Caller,
     if_match: IfMatchHeader,
-    response: Response,
-) -> TaskOut:
+) -> Response:
     task = await use_cases.replace(ctx, caller, task_id, body, if_match)
-    return with_etag(response, task)
+    return task_response(task)
 
 
 @router.delete(
@@ -120,10 +113,9 @@ async def move_task(
     ctx: Context,
     caller: Caller,
     if_match: IfMatchHeader,
-    response: Response,
-) -> TaskOut:
+) -> Response:
     task = await moves.move(ctx, caller, task_id, body, if_match)
-    return with_etag(response, task)
+    return task_response(task)
 
 
 @router.patch(
@@ -133,7 +125,7 @@ async def move_task(
     responses=error_responses(*BASE, 404, 412, 422),
 )
 async def toggle_complete(
-    task_id: uuid.UUID, ctx: Context, caller: Caller, if_match: IfMatchHeader, response: Response
-) -> TaskOut:
+    task_id: uuid.UUID, ctx: Context, caller: Caller, if_match: IfMatchHeader
+) -> Response:
     task = await use_cases.toggle_complete(ctx, caller, task_id, if_match)
-    return with_etag(response, task)
+    return task_response(task)
