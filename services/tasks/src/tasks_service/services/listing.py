@@ -10,8 +10,9 @@ from typing import Any
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.cursor import InvalidCursor, decode_cursor, encode_cursor, fingerprint
-from tasks_service.models import Task, TaskStatus
+from tasks_service.models import TaskStatus
 from tasks_service.repositories import tasks
+from tasks_service.repositories.tasks import TaskRow
 from tasks_service.schemas import TaskListParams
 
 
@@ -24,7 +25,7 @@ class ListRequest:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[Task]
+    items: list[TaskRow]
     next_cursor: str | None
 
 
@@ -32,7 +33,7 @@ class Page:
 class Column:
     status: TaskStatus
     total: int
-    items: list[Task]
+    items: list[TaskRow]
     next_cursor: str | None
 
 
@@ -78,7 +79,7 @@ def _jsonable(values: list[Any]) -> list[Any]:
     return out
 
 
-def _next_cursor(sort: str, filters: dict[str, Any], last: Task) -> str:
+def _next_cursor(sort: str, filters: dict[str, Any], last: TaskRow) -> str:
     return encode_cursor(sort, fingerprint(filters), _jsonable(tasks.sort_key(sort, last)))
 
 
