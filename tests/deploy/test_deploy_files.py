@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,13 @@ def compose() -> dict[str, Any]:
     return data
 
 
+def _default_services(compose: dict[str, Any]) -> set[str]:
+    """What `docker compose up` starts: services outside every profile."""
+    return {name for name, service in compose["services"].items() if not service.get("profiles")}
+
+
 def test_compose_has_every_part(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {
+    assert _default_services(compose) == {
         "traefik",
         "auth",
         "auth-db",
@@ -35,6 +41,7 @@ def test_compose_has_every_part(compose: dict[str, Any]) -> None:
         "tasks-db",
         "prometheus",
     }
+    assert set(compose["services"]) - _default_services(compose) == {"mailpit"}
     assert compose["services"]["traefik"]["image"].startswith("traefik:v3")
     for db in ("auth-db", "tasks-db"):
         assert compose["services"][db]["image"] == "postgres:17"
@@ -57,7 +64,8 @@ def test_every_service_has_a_healthcheck_and_restart_policy(compose: dict[str, A
 def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
     published = {name: s.get("ports", []) for name, s in compose["services"].items()}
     assert published["traefik"]
-    assert all(str(p).startswith("127.0.0.1:") for p in published["prometheus"])
+    for local_only in ("prometheus", "mailpit"):
+        assert all(str(p).startswith("127.0.0.1:") for p in published[local_only]), local_only
     for name in ("auth", "auth-db", "tasks", "tasks-db"):
         assert not published[name], f"{name} must not be published"
     assert compose["networks"]["auth-internal"]["internal"] is True
@@ -157,3 +165,45 @@ def test_prometheus_scrapes_the_gateway_and_both_services() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_mailpit_is_only_in_the_dev_profile(compose: dict[str, Any]) -> None:
+    mailpit = compose["services"]["mailpit"]
+    assert mailpit["profiles"] == ["dev"]
+    assert mailpit["image"].startswith("axllent/mailpit:v1")
+    assert mailpit["ports"] == ["127.0.0.1:${MAILPIT_UI_PORT:-8025}:8025"]  # the UI only
+    # Reachable from auth (SMTP_HOST=mailpit) on a network they share.
+    assert set(mailpit["networks"]) & set(compose["services"]["auth"]["networks"])
+    # Nothing in the default set depends on it: a plain `up` never needs it.
+    for name in _default_services(compose):
+        assert "mailpit" not in compose["services"][name].get("depends_on", {}), name
+
+
+def test_auth_smtp_settings_come_from_env(compose: dict[str, Any]) -> None:
+    env = compose["services"]["auth"]["environment"]
+    expected = {
+        "AUTH_SMTP_HOST": "SMTP_HOST",
+        "AUTH_SMTP_PORT": "SMTP_PORT",
+        "AUTH_SMTP_SECURITY": "SMTP_SECURITY",
+        "AUTH_SMTP_USERNAME": "SMTP_USERNAME",
+        "AUTH_SMTP_PASSWORD": "SMTP_PASSWORD",
+        "AUTH_SMTP_FROM": "SMTP_FROM",
+        "AUTH_FRONTEND_URL": "FRONTEND_URL",
+    }
+    example = (ROOT / ".env.example").read_text()
+    for setting, variable in expected.items():
+        assert str(env[setting]).startswith(f"${{{variable}:-"), setting
+        assert re.search(rf"^#? ?{variable}=", example, re.MULTILINE), f"{variable} not in example"
+    # The dev profile's settings are spelled out for copying.
+    assert "# SMTP_HOST=mailpit" in example
+    assert "# SMTP_PORT=1025" in example
+
+
+def test_the_dev_launcher_starts_an_smtp_sink_for_auth() -> None:
+    devstack = tomllib.loads((ROOT / "deploy" / "devstack.toml").read_text())
+    assert devstack["smtp"] == {"port": "smtp", "directory": "mail"}
+    assert "smtp" in devstack["ports"]
+    env = devstack["services"]["auth"]["env"]
+    assert env["AUTH_SMTP_HOST"] == "127.0.0.1"
+    assert env["AUTH_SMTP_PORT"] == "{port:smtp}"
+    assert env["AUTH_SMTP_SECURITY"] == "none"

@@ -73,10 +73,12 @@ async def test_request_sends_a_new_link_and_the_earlier_one_dies(
 ) -> None:
     account = await make_account()
     access = (await open_session(account))["access_token"]
-    for _ in range(2):
+    tokens = []
+    for _ in range(2):  # one after the other, as a user clicking "send again" does
         sent = await mail.http.post("/auth/verify-email/request", headers=bearer(access))
         assert sent.status_code == 202
-    first, second = [link_token(m, "/verify-email") for m in await mail.delivered()]
+        tokens.append(link_token((await mail.delivered())[-1], "/verify-email"))
+    first, second = tokens
     assert _is_invalid(await _verify(mail.http, first))
     assert (await _verify(mail.http, second)).status_code == 204
 

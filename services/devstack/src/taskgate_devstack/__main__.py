@@ -50,6 +50,10 @@ def _print_urls(stack: DevStack) -> None:
     for name, server in stack.postgres.items():
         database = stack.config.databases[name]["name"]
         lines.append(f"  {name + ' database':<16} {server.url(database, driver='postgresql')}")
+    if stack.config.smtp is not None:
+        smtp_port = ports[stack.config.smtp.port]
+        lines.append(f"  {'mail (SMTP sink)':<16} 127.0.0.1:{smtp_port} -> {stack.mail_dir}/*.eml")
+        lines.append(f"  {'':<16} (links in each mail are printed here as it arrives)")
     lines += [f"  {'data':<16} {stack.data_dir}", "Press Ctrl-C to stop everything.", ""]
     print("\n".join(lines), flush=True)
 

@@ -78,9 +78,7 @@ def _print(text: str) -> None:
 
 
 class MailSink:
-    def __init__(
-        self, directory: Path, port: int, echo: Callable[[str], None] = _print
-    ) -> None:
+    def __init__(self, directory: Path, port: int, echo: Callable[[str], None] = _print) -> None:
         self.directory = directory
         self.port = port
         self._store = _Store(directory, echo)
@@ -102,17 +100,15 @@ class MailSink:
         with self._store.changed:
             return list(self._store.stored)
 
-    def wait_for(self, to: str, count: int = 1, timeout: float = 30.0) -> list[Path]:
-        """Block until `count` mails to `to` have been stored (since start); their files."""
+    def wait_for(
+        self, match: Callable[[EmailMessage], bool], count: int = 1, timeout: float = 30.0
+    ) -> list[Path]:
+        """Block until `count` stored mails satisfy `match`; their files, oldest first."""
         deadline = time.monotonic() + timeout
-
-        def addressed() -> list[Path]:
-            return [p for p in self._store.stored if read_mail(p)["To"] == to]
-
         with self._store.changed:
-            while len(found := addressed()) < count:
+            while len(found := [p for p in self._store.stored if match(read_mail(p))]) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"{len(found)} of {count} mails to {to} after {timeout}s")
+                    raise TimeoutError(f"{len(found)} of {count} expected mails after {timeout}s")
                 self._store.changed.wait(remaining)
             return found

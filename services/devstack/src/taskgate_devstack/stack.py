@@ -1,4 +1,5 @@
-"""The whole taskgate stack without Docker: PostgreSQL per service, the services, (the gateway).
+"""The whole taskgate stack without Docker: PostgreSQL per service, an SMTP sink, the services,
+(the gateway).
 
 Used by `make dev` (data kept under `.data/`) and by the end-to-end tests (temporary data
 directory, free ports): one launcher, so the tests run the stack exactly as developers do.
@@ -20,6 +21,7 @@ import httpx
 
 from taskgate_devstack.databases import ensure_database
 from taskgate_devstack.gateway import render_static_config, traefik_binary, write_static_config
+from taskgate_devstack.mail_sink import MailSink
 from taskgate_devstack.postgres import EmbeddedPostgres, port_is_free
 from taskgate_devstack.processes import spawn, terminate
 
@@ -50,11 +52,18 @@ class GatewaySpec:
 
 
 @dataclass
+class SmtpSpec:
+    port: str
+    directory: str  # under the data directory
+
+
+@dataclass
 class StackConfig:
     ports: dict[str, int]
     databases: dict[str, dict[str, str]]
     services: list[ServiceSpec]
     gateway: GatewaySpec | None = None
+    smtp: SmtpSpec | None = None
 
     @classmethod
     def load(cls, path: Path = DEFAULT_CONFIG) -> StackConfig:
@@ -78,11 +87,15 @@ class StackConfig:
                 dynamic=REPO_ROOT / raw["gateway"]["dynamic"],
                 env=dict(raw["gateway"].get("env", {})),
             )
+        smtp = None
+        if "smtp" in raw:
+            smtp = SmtpSpec(port=raw["smtp"]["port"], directory=raw["smtp"]["directory"])
         return cls(
             ports=dict(raw["ports"]),
             databases=raw["databases"],
             services=services,
             gateway=gateway,
+            smtp=smtp,
         )
 
 
@@ -94,6 +107,7 @@ class DevStack:
     fast_unsafe_postgres: bool = False
     postgres: dict[str, EmbeddedPostgres] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    mail_sink: MailSink | None = None
     _service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def url(self, port_name: str) -> str:
@@ -127,12 +141,22 @@ class DevStack:
         used |= {service.port for service in self.config.services}
         if self.config.gateway is not None:
             used |= {"gateway", "gateway_ping", "gateway_metrics"}
+        if self.config.smtp is not None:
+            used.add(self.config.smtp.port)
         return used
+
+    @property
+    def mail_dir(self) -> Path | None:
+        """Where the SMTP sink stores each mail (None when the stack has no sink)."""
+        if self.config.smtp is None:
+            return None
+        return self.data_dir / self.config.smtp.directory
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.check_ports()
         try:
+            self._start_mail_sink()
             self._start_databases()
             for service in self.config.services:
                 self._start_service(service)
@@ -149,6 +173,13 @@ class DevStack:
             return None
         (self.data_dir / "logs").mkdir(exist_ok=True)
         return self.data_dir / "logs" / f"{name}.log"
+
+    def _start_mail_sink(self) -> None:
+        if self.config.smtp is None or self.mail_dir is None:
+            return
+        sink = MailSink(self.mail_dir, self.config.ports[self.config.smtp.port])
+        sink.start()
+        self.mail_sink = sink
 
     def _start_databases(self) -> None:
         for name, spec in self.config.databases.items():
@@ -261,10 +292,14 @@ class DevStack:
             server.destroy()
 
     def stop(self) -> None:
-        """Services first (they drain requests), then their databases."""
+        """Services first (they drain requests and send pending mail), then the databases and
+        the SMTP sink."""
         for process in reversed(list(self.processes.values())):
             terminate(process)
         self.processes.clear()
         for server in self.postgres.values():
             server.stop()
         self.postgres.clear()
+        if self.mail_sink is not None:
+            self.mail_sink.stop()
+            self.mail_sink = None

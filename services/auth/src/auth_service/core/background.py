@@ -19,10 +19,6 @@ class BackgroundJobs:
         self._limit = limit
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def pending(self) -> int:
-        return len(self._tasks)
-
     def spawn(self, job: Coroutine[Any, Any, None], name: str) -> bool:
         """Start `job`; False (and the job is dropped) when `limit` jobs are already running."""
         if len(self._tasks) >= self._limit:
@@ -31,6 +27,8 @@ class BackgroundJobs:
         task = asyncio.create_task(self._run(job, name), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before its first step never ran `job`: close it (no-op otherwise).
+        task.add_done_callback(lambda _: job.close())
         return True
 
     @staticmethod

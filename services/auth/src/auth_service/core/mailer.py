@@ -29,11 +29,12 @@ def smtp_password(settings: Settings) -> str | None:
         return settings.smtp_password.get_secret_value()
     if settings.smtp_password_file is not None:
         try:
-            return settings.smtp_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            password = settings.smtp_password_file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise MailConfigError(
                 f"cannot read AUTH_SMTP_PASSWORD_FILE {settings.smtp_password_file}: {exc.strerror}"
             ) from None
+        return password or None  # an empty secret means "no login"
     return None
 
 

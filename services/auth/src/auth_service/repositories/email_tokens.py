@@ -23,8 +23,10 @@ async def replace(
 ) -> None:
     """Store a new token for `user_id`, deleting every earlier one of the same purpose.
 
-    So a user holds at most one live token per purpose, and unused rows never pile up.
+    So a user holds at most one live token per purpose, and unused rows never pile up. The user
+    row is locked first: concurrent issues for one user queue, and the last one wins alone.
     """
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
     await delete_for_user(session, user_id, purpose)
     session.add(
         EmailToken(

@@ -46,7 +46,8 @@ async def login(ctx: AuthContext, identifier: str, password: str) -> TokenPair:
         raise ApiError(
             403,
             "email_not_verified",
-            "Verify your email address first (POST /auth/verify-email/request sends a new link)",
+            "Verify your email address first: open the link mailed to you, or reset the "
+            "password (forgot-password), which verifies the address too",
         )
     async with ctx.sessions() as db, db.begin():
         if upgraded_hash is not None:
