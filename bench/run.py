@@ -39,6 +39,7 @@ from seed import (
 )
 from wrk_runner import WrkMissing, WrkResult, require_wrk, run_wrk
 
+from auth_service.core.config import Settings as AuthSettings
 from taskgate_devstack.postgres import free_port
 from taskgate_devstack.processes import spawn, terminate
 from taskgate_devstack.stack import REPO_ROOT, DevStack, StackConfig
@@ -178,7 +179,17 @@ def _startup_seconds(target: Target) -> dict[str, float]:
 
 
 def _hash_ms() -> float:
-    hasher = PasswordHash((Argon2Hasher(),))
+    """One Argon2id verification with the auth service's default parameters."""
+    fields = AuthSettings.model_fields
+    hasher = PasswordHash(
+        (
+            Argon2Hasher(
+                time_cost=fields["argon2_time_cost"].default,
+                memory_cost=fields["argon2_memory_kib"].default,
+                parallelism=fields["argon2_parallelism"].default,
+            ),
+        )
+    )
     stored = hasher.hash("bench password")
     samples = []
     for _ in range(10):

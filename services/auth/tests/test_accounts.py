@@ -226,3 +226,20 @@ async def test_concurrent_registrations_of_one_username_give_one_account(
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"username_taken"}
     [(count,)] = await sql("SELECT count(*) FROM users")
     assert count == 1
+
+
+async def test_argon2_hash_with_old_parameters_is_upgraded_on_login(
+    client: httpx.AsyncClient, register: RegisterFn, sql: SqlFn
+) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    account = await register()
+    old = Argon2Hasher(time_cost=3, memory_cost=65_536, parallelism=4).hash(account.password)
+    await sql(f"UPDATE users SET password_hash = '{old}'")  # noqa: S608 - test-made value
+
+    response = await client.post(
+        "/auth/login", json={"username": account.username, "password": account.password}
+    )
+    assert response.status_code == 200
+    [(stored,)] = await sql("SELECT password_hash FROM users")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=2,p=1$")

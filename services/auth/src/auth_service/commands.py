@@ -32,7 +32,12 @@ async def add_admin(settings: Settings, *, email: str, username: str, password: 
     try:
         return await create_admin(
             create_session_factory(engine),
-            PasswordHasher(1),
+            PasswordHasher(
+                1,
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
             email=email,
             username=username,
             password=password,

@@ -44,7 +44,12 @@ def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContex
         engine=engine,
         sessions=create_session_factory(engine),
         keys=keys,
-        hasher=PasswordHasher(settings.password_hash_concurrency),
+        hasher=PasswordHasher(
+            settings.password_hash_concurrency,
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
         registry=registry,
         metrics=AuthMetrics(registry),
         mailer=mailer,

@@ -67,6 +67,12 @@ class Settings(ServiceSettings):
         le=64,
         description="Password hashes computed at once (each Argon2id hash holds 64 MiB)",
     )
+    # Argon2id cost. One lane (parallelism 1): a hash then uses one core, so N cores verify N
+    # passwords at once and login capacity is exactly cores / hash time. Older hashes with
+    # other parameters still verify and are re-hashed with these on the next login.
+    argon2_time_cost: int = Field(2, ge=1, le=10)
+    argon2_memory_kib: int = Field(65_536, ge=8_192, le=1_048_576)
+    argon2_parallelism: int = Field(1, ge=1, le=16)
     docs_enabled: bool = True
 
     # Email: forgotten passwords and address verification (docs/email.md).

@@ -15,8 +15,16 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 
 
 class PasswordHasher:
-    def __init__(self, concurrency: int) -> None:
-        self._hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        time_cost: int = 2,
+        memory_kib: int = 65_536,
+        parallelism: int = 1,
+    ) -> None:
+        argon2 = Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        self._hash = PasswordHash((argon2, BcryptHasher()))
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._dummy_hash: str | None = None
 
