@@ -49,8 +49,23 @@ def task_document(task: TaskLike) -> dict[str, Any]:
     }
 
 
+_ROW_KEYS = tuple(column.name for column in Task.__table__.columns)
+_DONE = TaskStatus.DONE
+
+
+def _row_document(row: Row[Any]) -> dict[str, Any]:
+    """A row of every `tasks` column, as the API shows it (no `position`, plus `completed`)."""
+    document = dict(zip(_ROW_KEYS, row, strict=True))
+    del document["position"]
+    document["completed"] = document["status"] is _DONE
+    return document
+
+
 def task_documents(tasks: Iterable[TaskLike]) -> list[dict[str, Any]]:
-    return [task_document(task) for task in tasks]
+    """Lists and the board: plain rows (fast path) or ORM objects."""
+    return [
+        _row_document(task) if isinstance(task, Row) else task_document(task) for task in tasks
+    ]
 
 
 def json_response(
