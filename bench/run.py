@@ -30,6 +30,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from probe import probe
 from seed import (
     BenchUser,
     current_tasks,
@@ -284,17 +285,11 @@ class Bench:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 login = pool.submit(self.wrk, base, "login.lua", credentials)
                 health = pool.submit(
-                    run_wrk,
-                    f"{self.target.auth}/health/live",
-                    "plain_get.lua",
-                    duration=self.args.duration,
-                    connections=2,
-                    threads=1,
+                    probe, f"{self.target.auth}/health/live", self.args.duration, 20.0
                 )
                 report.rows.append(Row("POST /auth/login", route, login.result()))
-                report.rows.append(
-                    Row("GET /health/live during login load", route, health.result())
-                )
+                result = health.result()
+                report.extra[f"health_live_during_login_{route}"] = asdict(result)
 
     def reference(self, report: Report) -> None:
         process, url = _start_reference(self.target, self.work)
