@@ -63,9 +63,7 @@ def _row_document(row: Row[Any]) -> dict[str, Any]:
 
 def task_documents(tasks: Iterable[TaskLike]) -> list[dict[str, Any]]:
     """Lists and the board: plain rows (fast path) or ORM objects."""
-    return [
-        _row_document(task) if isinstance(task, Row) else task_document(task) for task in tasks
-    ]
+    return [_row_document(task) if isinstance(task, Row) else task_document(task) for task in tasks]
 
 
 def json_response(
