@@ -47,13 +47,17 @@ from taskgate_devstack.stack import REPO_ROOT, DevStack, StackConfig
 
 RESULTS = Path(__file__).parent / "results"
 
-# The gateway's per-IP limits would throttle a load generator on one IP; the bench measures
-# the proxy, so it lifts them (the defaults stay in gateway/dynamic/taskgate.yml).
-UNLIMITED_GATEWAY = {
+# Per-IP limits would throttle a load generator on one IP; the bench measures the paths, not
+# the limiters, so it lifts them (the defaults stay in gateway/dynamic/taskgate.yml and the
+# service settings).
+NO_RATE_LIMITS = {
     "TASKGATE_CREDENTIAL_RATE_AVERAGE": "1000000",
     "TASKGATE_CREDENTIAL_RATE_BURST": "1000000",
     "TASKGATE_GENERAL_RATE_AVERAGE": "1000000",
     "TASKGATE_GENERAL_RATE_BURST": "1000000",
+    # ...and the services' own limits and login lockout (docs/security.md).
+    "AUTH_RATE_LIMIT_ENABLED": "false",
+    "TASKS_RATE_LIMIT_ENABLED": "false",
 }
 
 
@@ -93,7 +97,7 @@ def _start_stack(data_dir: Path) -> Target:
     config = StackConfig.load()
     for name in config.ports:
         config.ports[name] = free_port()
-    os.environ.update(UNLIMITED_GATEWAY)
+    os.environ.update(NO_RATE_LIMITS)
     stack = DevStack(config, data_dir, logs_to_files=True)
     stack.start()
     gateway = f"http://localhost:{config.ports['gateway']}"

@@ -39,6 +39,7 @@ def test_compose_has_every_part(compose: dict[str, Any]) -> None:
         "auth-db",
         "tasks",
         "tasks-db",
+        "redis",
         "prometheus",
     }
     assert set(compose["services"]) - _default_services(compose) == {"mailpit"}
@@ -66,10 +67,11 @@ def test_only_the_gateway_is_published(compose: dict[str, Any]) -> None:
     assert published["traefik"]
     for local_only in ("prometheus", "mailpit"):
         assert all(str(p).startswith("127.0.0.1:") for p in published[local_only]), local_only
-    for name in ("auth", "auth-db", "tasks", "tasks-db"):
+    for name in ("auth", "auth-db", "tasks", "tasks-db", "redis"):
         assert not published[name], f"{name} must not be published"
     assert compose["networks"]["auth-internal"]["internal"] is True
     assert compose["networks"]["tasks-internal"]["internal"] is True
+    assert compose["networks"]["ratelimit-internal"]["internal"] is True
 
 
 def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
@@ -104,6 +106,7 @@ def test_the_gateway_mounts_the_same_files_make_dev_uses(compose: dict[str, Any]
     assert env == {
         "TASKGATE_AUTH_URL": "http://auth:8000",
         "TASKGATE_TASKS_URL": "http://tasks:8000",
+        "TASKGATE_RATE_LIMIT_REDIS": "redis:6379",
     }
 
 
@@ -123,9 +126,24 @@ def test_dockerfiles_are_multistage_non_root_with_healthcheck(service: str) -> N
     assert "--forwarded-allow-ips" in text
 
 
-def render_env_defaults(text: str) -> str:
-    """What Traefik's Go templating makes of `{{ env "X" | default "Y" }}` with X unset."""
-    return re.sub(r'\{\{\s*env "[A-Z_]+"\s*\|\s*default "([^"]*)"\s*\}\}', r"\1", text)
+_IF_ENV = re.compile(r'\{\{-?\s*if env "([A-Z_]+)"\s*-?\}\}(.*?)\{\{-?\s*end\s*-?\}\}', re.DOTALL)
+_ENV_DEFAULT = re.compile(r'\{\{\s*env "([A-Z_]+)"\s*\|\s*default "([^"]*)"\s*\}\}')
+_ENV = re.compile(r'\{\{\s*env "([A-Z_]+)"\s*\}\}')
+
+
+def render_env_defaults(text: str, env: dict[str, str] | None = None) -> str:
+    """What Traefik's Go templating makes of the constructs our files use, given `env`:
+    `{{ env "X" | default "Y" }}`, `{{ env "X" }}` (only inside an `if`, else left as written)
+    and `{{- if env "X" }} … {{- end }}` (kept only when X is set)."""
+    env = env or {}
+
+    def block(match: re.Match[str]) -> str:
+        if not env.get(match.group(1)):
+            return ""
+        return _ENV.sub(lambda m: env.get(m.group(1), ""), match.group(2))
+
+    text = _IF_ENV.sub(block, text)
+    return _ENV_DEFAULT.sub(lambda m: env.get(m.group(1)) or m.group(2), text)
 
 
 def _validate(document: Path, schema_name: str) -> None:
@@ -207,3 +225,49 @@ def test_the_dev_launcher_starts_an_smtp_sink_for_auth() -> None:
     assert env["AUTH_SMTP_HOST"] == "127.0.0.1"
     assert env["AUTH_SMTP_PORT"] == "{port:smtp}"
     assert env["AUTH_SMTP_SECURITY"] == "none"
+
+
+def test_compose_shares_one_redis_for_every_rate_limit(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:")
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "volumes" not in redis  # counters only: nothing to keep
+    assert redis["networks"] == ["ratelimit-internal"]
+    for name, prefix in (("auth", "AUTH"), ("tasks", "TASKS")):
+        env = services[name]["environment"]
+        assert env[f"{prefix}_RATE_LIMIT_STORAGE_URL"] == "redis://redis:6379/0"
+        # X-Forwarded-For is believed from the gateway's network only.
+        assert env[f"{prefix}_TRUSTED_PROXIES"] == "${EDGE_SUBNET:-172.28.0.0/24}"
+        assert "ratelimit-internal" in services[name]["networks"]
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "ratelimit-internal" in services["traefik"]["networks"]
+    assert services["traefik"]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def _edge_limits(env: dict[str, str]) -> dict[str, Any]:
+    text = (ROOT / "gateway" / "dynamic" / "taskgate.yml").read_text()
+    middlewares: dict[str, Any] = yaml.safe_load(render_env_defaults(text, env))["http"][
+        "middlewares"
+    ]
+    return {name: middlewares[name]["rateLimit"] for name in middlewares if "rate-limit" in name}
+
+
+def test_edge_limits_count_in_memory_without_redis() -> None:
+    limits = _edge_limits({})
+    assert set(limits) == {"credential-rate-limit", "general-rate-limit"}
+    for limit in limits.values():
+        assert "redis" not in limit
+
+
+def test_edge_limits_count_in_redis_when_it_is_deployed() -> None:
+    for limit in _edge_limits({"TASKGATE_RATE_LIMIT_REDIS": "redis:6379"}).values():
+        assert limit["redis"]["endpoints"] == ["redis:6379"]
+        assert limit["average"]
+        assert limit["burst"]
+
+
+def test_the_dev_stack_trusts_the_gateway_on_loopback() -> None:
+    devstack = tomllib.loads((ROOT / "deploy" / "devstack.toml").read_text())
+    assert devstack["services"]["auth"]["env"]["AUTH_TRUSTED_PROXIES"] == "127.0.0.1"
+    assert devstack["services"]["tasks"]["env"]["TASKS_TRUSTED_PROXIES"] == "127.0.0.1"

@@ -16,11 +16,31 @@ from taskgate_devstack.stack import DevStack, StackConfig
 _source_ips = itertools.count(2)
 
 
+# The suite registers and logs in far more often than a person would; each test has its own
+# source address, but a few run several accounts. The app limits are raised, not switched off,
+# so their headers still show (test_abuse_limits.py); the lockout and Traefik's edge limits
+# keep their defaults (test_gateway.py's burst still meets Traefik's 429).
+E2E_APP_LIMITS = {
+    "auth": {
+        "AUTH_RATE_LIMIT_LOGIN_PER_IP": "1000/minute",
+        "AUTH_RATE_LIMIT_LOGIN_PER_ACCOUNT": "2000/minute",
+        "AUTH_RATE_LIMIT_REGISTER_PER_IP": "1000/minute",
+        "AUTH_RATE_LIMIT_REFRESH_PER_IP": "1000/minute",
+        "AUTH_RATE_LIMIT_REFRESH_PER_FAMILY": "1000/minute",
+        "AUTH_RATE_LIMIT_FORGOT_PASSWORD_PER_IP": "1000/hour",
+        "AUTH_RATE_LIMIT_FORGOT_PASSWORD_PER_ACCOUNT": "1000/hour",
+    },
+    "tasks": {"TASKS_RATE_LIMIT_WRITES_PER_USER": "10000/minute"},
+}
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     config = StackConfig.load()
     for name in config.ports:
         config.ports[name] = free_port()
+    for service in config.services:
+        service.env.update(E2E_APP_LIMITS.get(service.name, {}))
     data_dir = Path(tempfile.mkdtemp(prefix="taskgate-e2e-"))
     dev_stack = DevStack(config, data_dir, logs_to_files=True, fast_unsafe_postgres=True)
     dev_stack.start()
@@ -47,5 +67,12 @@ def client_from_own_ip(base_url: str) -> httpx.AsyncClient:
 @pytest.fixture
 async def gateway(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client that talks to the gateway only."""
+    async with client_from_own_ip(gateway_url) as client:
+        yield client
+
+
+@pytest.fixture
+async def another_gateway(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A second gateway client, from a source address of its own."""
     async with client_from_own_ip(gateway_url) as client:
         yield client

@@ -30,7 +30,7 @@ from auth_service.main import create_app
 from auth_service.migrate import upgrade
 from auth_service.repositories import users
 from auth_service.services.refresh_sessions import start_session
-from taskgate_devstack.pytest_plugin import PostgresForTests
+from taskgate_devstack.pytest_plugin import PostgresForTests, RedisForTests
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +62,9 @@ def settings(auth_database_url: str, signing_key_file: Path) -> Settings:
         db_pool_size=22,
         db_max_overflow=5,
         log_level="WARNING",
+        # The suite logs in many times from one ASGI client address: the rate-limit tests
+        # (test_rate_limits.py) turn the limits on in apps of their own.
+        rate_limit_enabled=False,
     )
 
 
@@ -226,3 +229,12 @@ async def mail(mail_service: MailTest) -> AsyncIterator[MailTest]:
     mail_service.sink.clear()
     yield mail_service
     await mail_service.ctx.jobs.drain()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The rate-limit store of a test: process memory, then a real Redis (skipped without)."""
+    if request.param == "memory":
+        return "memory://"
+    redis: RedisForTests = request.getfixturevalue("redis")
+    return redis.url

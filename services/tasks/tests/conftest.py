@@ -12,12 +12,21 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tasks_factories import AuthServer, SpareAuth, User, tasks_settings, truncate_tasks
 
+from auth_service.core.config import Settings as AuthSettings
 from auth_service.core.signing_keys import SigningKey, load_signing_key, write_new_key
 from auth_service.migrate import upgrade as upgrade_auth
 from taskgate_devstack.pytest_plugin import PostgresForTests
 from tasks_service.core.config import Settings
 from tasks_service.main import create_app
 from tasks_service.migrate import upgrade
+
+
+class UnlimitedAuthServer(AuthServer):
+    """The real auth server without app rate limits: the suite registers and logs in many
+    users from 127.0.0.1, which is what those limits are there to stop."""
+
+    def settings(self) -> AuthSettings:
+        return super().settings().model_copy(update={"rate_limit_enabled": False})
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +51,7 @@ def auth_key(auth_key_file: Path) -> SigningKey:
 
 @pytest.fixture(scope="session")
 def auth_server(auth_database_url: str, auth_key_file: Path) -> Iterator[AuthServer]:
-    server = AuthServer(auth_database_url, auth_key_file)
+    server = UnlimitedAuthServer(auth_database_url, auth_key_file)
     server.start()
     yield server
     server.stop()
@@ -54,7 +63,7 @@ def spare_auth(auth_database_url: str, auth_key_file: Path) -> Iterator[SpareAut
     servers: list[AuthServer] = []
 
     def make(**options: Any) -> AuthServer:
-        server = AuthServer(auth_database_url, auth_key_file, **options)
+        server = UnlimitedAuthServer(auth_database_url, auth_key_file, **options)
         servers.append(server)
         return server
 
@@ -80,7 +89,8 @@ async def tasks_db(tasks_database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture(scope="session")
 def settings(tasks_database_url: str, auth_server: AuthServer) -> Settings:
-    return tasks_settings(tasks_database_url, auth_server)
+    # Limits off for the suite; test_write_limits.py turns them on in apps of its own.
+    return tasks_settings(tasks_database_url, auth_server, rate_limit_enabled=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """What every request needs, built once per app: settings, database, keys, hasher, metrics,
-the mailer and the background jobs that send mail after a response."""
+the mailer, the background jobs that send mail after a response, and the abuse limits."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from auth_service.core.background import BackgroundJobs
 from auth_service.core.config import Settings
+from auth_service.core.lockout import LoginLockout
 from auth_service.core.mailer import Mailer
 from auth_service.core.passwords import PasswordHasher
 from auth_service.core.signing_keys import KeyRing
+from auth_service.core.throttle import CredentialLimits
 from auth_service.metrics import AuthMetrics
 
 
@@ -27,3 +29,5 @@ class AuthContext:
     metrics: AuthMetrics
     mailer: Mailer
     jobs: BackgroundJobs
+    limits: CredentialLimits
+    lockout: LoginLockout

@@ -15,9 +15,11 @@ from auth_service.api.routes import accounts, discovery, recovery, sessions, use
 from auth_service.context import AuthContext
 from auth_service.core.background import BackgroundJobs
 from auth_service.core.config import Settings
+from auth_service.core.lockout import LoginLockout
 from auth_service.core.mailer import Mailer
 from auth_service.core.passwords import PasswordHasher
 from auth_service.core.signing_keys import KeyRing, key_ring_for
+from auth_service.core.throttle import CredentialLimits
 from auth_service.metrics import AuthMetrics
 from auth_service.services.bootstrap import bootstrap_admin
 from taskgate_common.database import create_engine, create_session_factory, ping
@@ -25,6 +27,11 @@ from taskgate_common.errors import install_error_handlers
 from taskgate_common.health import HealthCheck, health_router
 from taskgate_common.json_logs import configure_logging
 from taskgate_common.metrics import install_metrics, new_registry
+from taskgate_common.rate_limits import (
+    RATE_HEADERS,
+    RateLimitHeadersMiddleware,
+    build_limiter,
+)
 from taskgate_common.request_context import RequestContextMiddleware
 
 PREFIX = "/auth"
@@ -39,10 +46,12 @@ def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContex
     mailer = Mailer(settings)  # so does an unreadable SMTP password file
     engine = create_engine(settings, application_name="taskgate-auth")
     registry = new_registry()
+    sessions = create_session_factory(engine)
+    limiter = build_limiter(settings, registry, SERVICE)
     return AuthContext(
         settings=settings,
         engine=engine,
-        sessions=create_session_factory(engine),
+        sessions=sessions,
         keys=keys,
         hasher=PasswordHasher(
             settings.password_hash_concurrency,
@@ -54,6 +63,8 @@ def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContex
         metrics=AuthMetrics(registry),
         mailer=mailer,
         jobs=BackgroundJobs(settings.mail_queue_limit),
+        limits=CredentialLimits(settings, limiter, sessions),
+        lockout=LoginLockout(settings, limiter, registry),
     )
 
 
@@ -118,7 +129,9 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", *RATE_HEADERS],
         )
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode
+
+from taskgate_common.client_ip import parse_networks
+from taskgate_common.rate_limits import check_storage_url
 
 
 def _split_list(value: object) -> object:
@@ -35,3 +38,34 @@ class ServiceSettings(BaseSettings):
     cors_origins: CommaList = Field(
         default_factory=list, description="Origins allowed by CORS; empty disables CORS"
     )
+
+
+class RateLimitSettings(BaseSettings):
+    """What both services' application rate limits share (docs/security.md)."""
+
+    rate_limit_enabled: bool = Field(True, description="Master switch of the app rate limits")
+    rate_limit_storage_url: str = Field(
+        "memory://",
+        description="memory:// (per process) or redis://host:6379/0 (shared by replicas)",
+    )
+    rate_limit_storage_timeout_seconds: float = Field(
+        0.25, gt=0, le=10, description="Bound on each call to the store; then fail open/closed"
+    )
+    rate_limit_strategy: Literal["moving-window", "sliding-window-counter", "fixed-window"] = (
+        "moving-window"
+    )
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="CIDRs whose X-Forwarded-For is believed (the gateway); empty: nobody",
+    )
+
+    @field_validator("rate_limit_storage_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        return check_storage_url(value.strip())
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value

@@ -1,4 +1,5 @@
-"""What every request needs, built once per app: settings, database, key cache, metrics."""
+"""What every request needs, built once per app: settings, database, key cache, metrics,
+the write limit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tasks_service.core.access_tokens import TokenVerifier
 from tasks_service.core.config import Settings
 from tasks_service.core.jwks_cache import JwksCache
+from tasks_service.core.write_limits import WriteLimits
 from tasks_service.metrics import TasksMetrics
 
 
@@ -23,3 +25,4 @@ class TasksContext:
     metrics: TasksMetrics
     jwks: JwksCache
     verifier: TokenVerifier
+    write_limits: WriteLimits | None = None  # None: rate limits disabled

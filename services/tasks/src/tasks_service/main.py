@@ -20,12 +20,14 @@ from taskgate_common.errors import install_error_handlers
 from taskgate_common.health import HealthCheck, health_router
 from taskgate_common.json_logs import configure_logging
 from taskgate_common.metrics import install_metrics, new_registry
+from taskgate_common.rate_limits import RATE_HEADERS, RateLimitHeadersMiddleware, build_limiter
 from taskgate_common.request_context import RequestContextMiddleware
 from tasks_service.api.routes import board, compat, tasks
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import TokenVerifier
 from tasks_service.core.config import Settings
 from tasks_service.core.jwks_cache import JwksCache, JwksNotLoaded
+from tasks_service.core.write_limits import WriteLimits
 from tasks_service.metrics import TasksMetrics
 
 PREFIX = "/api"
@@ -38,6 +40,7 @@ def build_context(settings: Settings) -> TasksContext:
     registry = new_registry()
     metrics = TasksMetrics(registry)
     jwks = JwksCache(settings, metrics)
+    limiter = build_limiter(settings, registry, SERVICE)
     return TasksContext(
         settings=settings,
         engine=engine,
@@ -47,6 +50,7 @@ def build_context(settings: Settings) -> TasksContext:
         metrics=metrics,
         jwks=jwks,
         verifier=TokenVerifier(settings, jwks),
+        write_limits=WriteLimits(settings, limiter) if limiter else None,
     )
 
 
@@ -114,7 +118,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "Link", "X-Next-Cursor", "X-Request-ID"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Link",
+                "X-Next-Cursor",
+                "X-Request-ID",
+                "Retry-After",
+                *RATE_HEADERS,
+            ],
         )
+    if ctx.write_limits is not None:
+        app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -10,12 +10,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from taskgate_common.settings import CommaList, ServiceSettings
+from taskgate_common.rate_limits import check_limit
+from taskgate_common.settings import CommaList, RateLimitSettings, ServiceSettings
 
 SERVICE_AUDIENCE = "auth-api"
 
 
-class Settings(ServiceSettings):
+class Settings(RateLimitSettings, ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", env_file=None, extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskgate_auth"
@@ -103,6 +104,43 @@ class Settings(ServiceSettings):
     mail_shutdown_timeout_seconds: float = Field(
         8.0, ge=0, le=120, description="How long shutdown waits for mails still being sent"
     )
+
+    # Abuse protection (docs/security.md). Limits use the `limits` notation: "10/minute",
+    # "5/minute;100/hour". Login and /token share their buckets.
+    rate_limit_fail_closed: bool = Field(
+        True, description="Refuse credential requests (503) while the rate-limit store is down"
+    )
+    rate_limit_login_per_ip: str = "10/minute"
+    rate_limit_login_per_account: str = "5/minute"
+    rate_limit_register_per_ip: str = "5/minute"
+    rate_limit_refresh_per_ip: str = "60/minute"
+    rate_limit_refresh_per_family: str = "30/minute"
+    rate_limit_forgot_password_per_ip: str = "20/hour"
+    rate_limit_forgot_password_per_account: str = "3/hour"
+    lockout_threshold: int = Field(
+        10, ge=0, le=1000, description="Failed logins in a row that lock a login name; 0: never"
+    )
+    lockout_window_seconds: int = Field(
+        900, ge=1, description="Failures count towards a lockout for this long"
+    )
+    lockout_base_delay_seconds: int = Field(60, ge=1, description="The first lockout's length")
+    lockout_max_delay_seconds: int = Field(3600, ge=1, description="Cap of the doubling delay")
+    lockout_memory_seconds: int = Field(
+        86_400, ge=1, description="How long past lockouts keep doubling the next one"
+    )
+
+    @field_validator(
+        "rate_limit_login_per_ip",
+        "rate_limit_login_per_account",
+        "rate_limit_register_per_ip",
+        "rate_limit_refresh_per_ip",
+        "rate_limit_refresh_per_family",
+        "rate_limit_forgot_password_per_ip",
+        "rate_limit_forgot_password_per_account",
+    )
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        return check_limit(value)
 
     @field_validator("issuer", "frontend_url")
     @classmethod

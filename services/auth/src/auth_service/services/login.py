@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from auth_service.context import AuthContext
 from auth_service.repositories import users
 from auth_service.schemas import TokenPair
@@ -18,22 +20,29 @@ def _invalid_credentials() -> ApiError:
     )
 
 
+async def _failed(ctx: AuthContext, identifier: str) -> NoReturn:
+    """The same work and answer for an unknown account and a wrong password."""
+    await ctx.lockout.failed(identifier)
+    ctx.metrics.logins.labels(result="invalid_credentials").inc()
+    raise _invalid_credentials()
+
+
 async def login(ctx: AuthContext, identifier: str, password: str) -> TokenPair:
     """Check the password and open a session.
 
     An unknown account costs one dummy verification, so timing does not tell which accounts
-    exist; the body for both failures is the same.
+    exist; the body for both failures is the same. Failures count towards the lockout of
+    the login name as typed, existing or not (`core/lockout.py`).
     """
+    await ctx.lockout.check(identifier)  # locked: refused before any hash, known or not
     async with ctx.sessions() as db:
         user = await users.find_by_login(db, identifier)
     if user is None:
         await ctx.hasher.burn_dummy(password)
-        ctx.metrics.logins.labels(result="invalid_credentials").inc()
-        raise _invalid_credentials()
+        await _failed(ctx, identifier)
     valid, upgraded_hash = await ctx.hasher.verify(password, user.password_hash)
     if not valid:
-        ctx.metrics.logins.labels(result="invalid_credentials").inc()
-        raise _invalid_credentials()
+        await _failed(ctx, identifier)
     if not user.is_active:
         # Only said to someone who proved the password, so it reveals nothing new.
         ctx.metrics.logins.labels(result="user_inactive").inc()
@@ -53,5 +62,6 @@ async def login(ctx: AuthContext, identifier: str, password: str) -> TokenPair:
         if upgraded_hash is not None:
             await users.set_password_hash(db, user.id, upgraded_hash)
         pair = await start_session(db, ctx, user)
+    await ctx.lockout.clear(identifier)
     ctx.metrics.logins.labels(result="success").inc()
     return pair

@@ -52,5 +52,7 @@ async def reset_password(ctx: AuthContext, token: str, new_password: str) -> Non
         )
         revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "password_reset")
         await email_tokens.delete_for_user(db, user.id, PURPOSE)
+    # Whoever holds the mailbox owns the account: past failed logins no longer lock it.
+    await ctx.lockout.clear(user.username, user.email)
     ctx.metrics.sessions_revoked.labels(reason="password_reset").inc(revoked)
     ctx.metrics.password_resets.labels(result="success").inc()

@@ -36,9 +36,15 @@ Context = Annotated[TasksContext, Depends(get_context)]
 
 async def get_principal(
     ctx: Context,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    return await authenticate(ctx, credentials.credentials if credentials else None)
+    """The verified caller; a write (any method but GET/HEAD/OPTIONS) also counts against
+    the caller's write limit, so every write route is limited without a word of its own."""
+    principal = await authenticate(ctx, credentials.credentials if credentials else None)
+    if ctx.write_limits is not None:
+        await ctx.write_limits.hit(request, principal.user_id)
+    return principal
 
 
 Caller = Annotated[Principal, Depends(get_principal)]

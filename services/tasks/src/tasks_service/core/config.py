@@ -5,12 +5,13 @@ from __future__ import annotations
 from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from taskgate_common.settings import ServiceSettings
+from taskgate_common.rate_limits import check_limit
+from taskgate_common.settings import RateLimitSettings, ServiceSettings
 
 SERVICE_AUDIENCE = "tasks-api"
 
 
-class Settings(ServiceSettings):
+class Settings(RateLimitSettings, ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TASKS_", env_file=None, extra="ignore")
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/taskgate_tasks"
@@ -33,6 +34,18 @@ class Settings(ServiceSettings):
     jwks_fetch_timeout_seconds: float = Field(5, gt=0, le=60)
     jwks_retry_max_seconds: float = Field(60, gt=0)
     docs_enabled: bool = True
+    # Abuse protection (docs/security.md): writes per user, in the `limits` notation.
+    rate_limit_writes_per_user: str = Field(
+        "120/minute", description="Task writes (any method but GET/HEAD/OPTIONS) per user"
+    )
+    rate_limit_fail_closed: bool = Field(
+        False, description="Refuse writes (503) while the rate-limit store is down"
+    )
+
+    @field_validator("rate_limit_writes_per_user")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        return check_limit(value)
 
     @field_validator("auth_issuer")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from auth_service.api.cookies import set_refresh_cookie
@@ -23,9 +23,10 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     summary="Create an account",
-    responses=error_responses(409, 422),
+    responses=error_responses(409, 422, 429, 503),
 )
-async def register(body: RegisterRequest, ctx: Context) -> UserOut:
+async def register(body: RegisterRequest, ctx: Context, request: Request) -> UserOut:
+    await ctx.limits.register(request)
     user = await registration.sign_up(ctx, body)
     return UserOut.model_validate(user)
 
@@ -40,11 +41,16 @@ def _answer(ctx: Context, response: Response, pair: TokenPair, cookie: bool) -> 
     response_model=TokenPair,
     response_model_exclude_none=True,
     summary="Log in with a username or email and a password (JSON)",
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 422, 429, 503),
 )
 async def login_json(
-    body: LoginRequest, ctx: Context, response: Response, cookie: CookieMode = False
+    body: LoginRequest,
+    ctx: Context,
+    request: Request,
+    response: Response,
+    cookie: CookieMode = False,
 ) -> TokenPair:
+    await ctx.limits.login(request, body.identifier)
     pair = await login.login(ctx, body.identifier, body.password)
     return _answer(ctx, response, pair, cookie)
 
@@ -54,14 +60,16 @@ async def login_json(
     response_model=TokenPair,
     response_model_exclude_none=True,
     summary="Log in with the OAuth2 password form (Swagger's Authorize button)",
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 422, 429, 503),
 )
 async def login_form(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     ctx: Context,
+    request: Request,
     response: Response,
     cookie: CookieMode = False,
 ) -> TokenPair:
+    await ctx.limits.login(request, form.username)
     pair = await login.login(ctx, form.username.strip(), form.password)
     return _answer(ctx, response, pair, cookie)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from auth_service.api.cookies import clear_refresh_cookie
 from auth_service.api.deps import Context, CurrentUser
@@ -27,9 +27,10 @@ FORGOT_ANSWER = Accepted(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     summary="Mail a password-reset link; the same 202 whether or not the account exists",
-    responses=error_responses(422),
+    responses=error_responses(422, 429, 503),
 )
-async def forgot_password(body: ForgotPasswordRequest, ctx: Context) -> Accepted:
+async def forgot_password(body: ForgotPasswordRequest, ctx: Context, request: Request) -> Accepted:
+    await ctx.limits.forgot_password(request, body.email)
     password_reset.request_reset(ctx, body.email)
     return FORGOT_ANSWER
 

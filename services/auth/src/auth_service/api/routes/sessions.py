@@ -30,7 +30,7 @@ OptionalRefresh = Annotated[RefreshRequest | None, Body()]
     response_model=TokenPair,
     response_model_exclude_none=True,
     summary="Exchange a refresh token (body or cookie) for a new token pair",
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 422, 429, 503),
 )
 async def refresh(
     ctx: Context,
@@ -41,6 +41,7 @@ async def refresh(
 ) -> TokenPair:
     response.headers.update(NO_STORE)
     token, from_cookie = token_from(request, ctx.settings, body.refresh_token if body else None)
+    await ctx.limits.refresh(request, token)
     if token is None:
         raise unauthorized(
             "refresh_token_missing",
