@@ -15,7 +15,9 @@ from auth_service.services.access import current_user, require_admin, unauthoriz
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
-def get_context(request: Request) -> AuthContext:
+# `async def` although it does not await: FastAPI runs plain `def` dependencies in a worker
+# thread, a hand-off that costs more than the work itself.
+async def get_context(request: Request) -> AuthContext:
     ctx: AuthContext = request.app.state.ctx
     return ctx
 
