@@ -76,10 +76,17 @@ async def test_large_responses_are_compressed(gateway: httpx.AsyncClient) -> Non
     assert response.json()["info"]["title"] == "taskgate auth"
 
 
-async def test_swagger_ui_is_reachable_through_the_gateway(gateway: httpx.AsyncClient) -> None:
-    response = await gateway.get("/auth/docs")
+@pytest.mark.parametrize(
+    ("docs", "schema"), [("/auth/docs", "/auth/openapi.json"), ("/api/docs", "/api/openapi.json")]
+)
+async def test_swagger_ui_is_reachable_through_the_gateway(
+    gateway: httpx.AsyncClient, docs: str, schema: str
+) -> None:
+    response = await gateway.get(docs)
     assert response.status_code == 200
     assert "swagger-ui" in response.text
+    assert schema in response.text  # the page loads its schema through the gateway too
+    assert (await gateway.get(schema)).json()["paths"]
 
 
 async def test_oversized_body_is_refused_at_the_edge(gateway: httpx.AsyncClient) -> None:
@@ -113,7 +120,12 @@ async def test_each_service_exposes_its_own_request_counters(
     gateway: httpx.AsyncClient, stack: DevStack
 ) -> None:
     await gateway.get("/auth/.well-known/jwks.json")
+    await gateway.get("/api/tasks")  # 401 without a token: still counted
     auth_metrics = (await gateway.get(f"{stack.url('auth')}/metrics")).text
     assert 'http_requests_total{handler="/auth/.well-known/jwks.json"' in auth_metrics
+    tasks_metrics = (await gateway.get(f"{stack.url('tasks')}/metrics")).text
+    assert re.search(
+        r'http_requests_total\{handler="/api/tasks",method="GET",status="401"\}', tasks_metrics
+    )
     gateway_ping = await gateway.get(f"{stack.url('gateway_ping')}/ping")
     assert gateway_ping.status_code == 200
