@@ -13,7 +13,7 @@ import pytest
 from taskgate_devstack.postgres import free_port
 from taskgate_devstack.stack import DevStack, StackConfig
 
-_source_ips = itertools.count(2)
+_source_ips = itertools.count(0)
 
 
 # The suite registers and logs in far more often than a person would; each test has its own
@@ -59,7 +59,8 @@ def gateway_url(stack: DevStack) -> str:
 def client_from_own_ip(base_url: str) -> httpx.AsyncClient:
     """A client with its own loopback source address (127.0.0.N), so the gateway's per-IP rate
     limits of one test do not spill into another."""
-    address = f"127.0.0.{next(_source_ips)}"
+    n = next(_source_ips)  # 127.0.0.2 upwards, on to 127.0.1.2 after 250 tests
+    address = f"127.0.{n // 250}.{n % 250 + 2}"
     transport = httpx.AsyncHTTPTransport(local_address=address)
     return httpx.AsyncClient(transport=transport, base_url=base_url, timeout=10.0)
 

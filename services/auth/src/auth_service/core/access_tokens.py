@@ -14,6 +14,8 @@ from auth_service.core.signing_keys import KeyRing
 ACCESS_TOKEN_TYPE = "at+jwt"
 ALGORITHM = "RS256"
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "iss", "aud", "jti"]
+# Far above any token auth issues (as in the tasks verifier): refused before any parsing.
+MAX_TOKEN_LENGTH = 8192
 
 
 class TokenRejected(Exception):
@@ -73,6 +75,8 @@ def verify_access_token(
     leeway_seconds: int,
 ) -> AccessClaims:
     """Return the claims of a valid access token, or raise `TokenRejected`."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenRejected("malformed", "The token is not a well-formed JWT")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
