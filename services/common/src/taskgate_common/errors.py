@@ -123,6 +123,11 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's "error parsing the body" for JSON that is not UTF-8 (found by the OpenAPI
+        # fuzzing): the same documented 422 `json_invalid` as any other malformed JSON body.
+        items = [{"loc": ["body"], "msg": "JSON body is not valid UTF-8", "type": "json_invalid"}]
+        return error_response(422, "validation_error", _summary(items), errors=items)
     code = _FRAMEWORK_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     return error_response(exc.status_code, code, detail, exc.headers)
