@@ -243,3 +243,17 @@ async def test_argon2_hash_with_old_parameters_is_upgraded_on_login(
     assert response.status_code == 200
     [(stored,)] = await sql("SELECT password_hash FROM users")
     assert stored.startswith("$argon2id$v=19$m=65536,t=2,p=1$")
+
+
+async def test_identifier_with_a_nul_character_is_just_unknown(
+    client: httpx.AsyncClient,
+) -> None:
+    json_login = await client.post(
+        "/auth/login", json={"username": "nul\x00user", "password": "whatever-1"}
+    )
+    form_login = await client.post(
+        "/auth/token", data={"username": "nul\x00user", "password": "whatever-1"}
+    )
+    for response in (json_login, form_login):
+        assert response.status_code == 401
+        assert response.json()["code"] == "invalid_credentials"

@@ -6,10 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from auth_service.api.routes import accounts, discovery, recovery, sessions, users
 from auth_service.context import AuthContext
@@ -22,17 +20,14 @@ from auth_service.core.signing_keys import KeyRing, key_ring_for
 from auth_service.core.throttle import CredentialLimits
 from auth_service.metrics import AuthMetrics
 from auth_service.services.bootstrap import bootstrap_admin
-from taskgate_common.database import create_engine, create_session_factory, ping
-from taskgate_common.errors import install_error_handlers
-from taskgate_common.health import HealthCheck, health_router
+from taskgate_common.database import create_engine, create_session_factory
+from taskgate_common.health import HealthCheck
 from taskgate_common.json_logs import configure_logging
-from taskgate_common.metrics import install_metrics, new_registry
+from taskgate_common.metrics import new_registry
 from taskgate_common.rate_limits import (
-    RATE_HEADERS,
-    RateLimitHeadersMiddleware,
     build_limiter,
 )
-from taskgate_common.request_context import RequestContextMiddleware
+from taskgate_common.service_app import database_check, install_platform, new_service_app
 
 PREFIX = "/auth"
 SERVICE = "auth"
@@ -84,25 +79,15 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
         await ctx.jobs.close(settings.mail_shutdown_timeout_seconds)
         await ctx.engine.dispose()
 
-    docs: dict[str, Any] = (
-        {
-            "docs_url": f"{PREFIX}/docs",
-            "redoc_url": f"{PREFIX}/redoc",
-            "openapi_url": f"{PREFIX}/openapi.json",
-            "swagger_ui_oauth2_redirect_url": f"{PREFIX}/docs/oauth2-redirect",
-        }
-        if settings.docs_enabled
-        else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    )
-    app = FastAPI(
+    app = new_service_app(
         title="taskgate auth",
-        version=VERSION,
         summary="Accounts, passwords and RS256 access tokens with a public JWKS",
+        version=VERSION,
+        prefix=PREFIX,
+        docs_enabled=settings.docs_enabled,
         lifespan=lifespan,
-        **docs,
     )
     app.state.ctx = ctx
-    install_error_handlers(app)
 
     api = APIRouter(prefix=PREFIX)
     api.include_router(accounts.router)
@@ -112,26 +97,17 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
     api.include_router(discovery.router)
     app.include_router(api)
 
-    async def database() -> dict[str, Any] | None:
-        await ping(ctx.engine)
-        return None
-
     def checks() -> dict[str, HealthCheck]:
-        return {"database": database}
+        return {"database": database_check(ctx.engine)}
 
-    app.include_router(health_router(SERVICE, VERSION, checks))
-    install_metrics(app, ctx.registry)
-
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", *RATE_HEADERS],
-        )
-    if settings.rate_limit_enabled:
-        app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    install_platform(
+        app,
+        service=SERVICE,
+        version=VERSION,
+        checks=checks,
+        registry=ctx.registry,
+        cors_origins=settings.cors_origins,
+        expose_headers=["ETag", "Location"],
+        rate_limit_headers=settings.rate_limit_enabled,
+    )
     return app

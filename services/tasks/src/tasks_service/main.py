@@ -8,20 +8,17 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from taskgate_common.database import (
     create_engine,
     create_read_session_factory,
     create_session_factory,
-    ping,
 )
-from taskgate_common.errors import install_error_handlers
-from taskgate_common.health import HealthCheck, health_router
+from taskgate_common.health import HealthCheck
 from taskgate_common.json_logs import configure_logging
-from taskgate_common.metrics import install_metrics, new_registry
-from taskgate_common.rate_limits import RATE_HEADERS, RateLimitHeadersMiddleware, build_limiter
-from taskgate_common.request_context import RequestContextMiddleware
+from taskgate_common.metrics import new_registry
+from taskgate_common.rate_limits import build_limiter
+from taskgate_common.service_app import database_check, install_platform, new_service_app
 from tasks_service.api.routes import board, compat, tasks
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import TokenVerifier
@@ -68,25 +65,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await ctx.jwks.stop()
         await ctx.engine.dispose()
 
-    docs: dict[str, Any] = (
-        {
-            "docs_url": f"{PREFIX}/docs",
-            "redoc_url": f"{PREFIX}/redoc",
-            "openapi_url": f"{PREFIX}/openapi.json",
-            "swagger_ui_oauth2_redirect_url": f"{PREFIX}/docs/oauth2-redirect",
-        }
-        if settings.docs_enabled
-        else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    )
-    app = FastAPI(
+    app = new_service_app(
         title="taskgate tasks",
-        version=VERSION,
         summary="Per-user tasks for Kanban and todo frontends; JWTs verified locally from the JWKS",
+        version=VERSION,
+        prefix=PREFIX,
+        docs_enabled=settings.docs_enabled,
         lifespan=lifespan,
-        **docs,
     )
     app.state.ctx = ctx
-    install_error_handlers(app)
 
     api = APIRouter(prefix=PREFIX)
     # `/api/tasks/…` before `/api/{user_id}/tasks/…`, so the fixed segment wins.
@@ -95,10 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(compat.router)
     app.include_router(api)
 
-    async def database() -> dict[str, Any] | None:
-        await ping(ctx.engine)
-        return None
-
     async def jwks() -> dict[str, Any] | None:
         state = ctx.jwks.state()
         if not state["loaded"]:
@@ -106,29 +89,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return state
 
     def checks() -> dict[str, HealthCheck]:
-        return {"database": database, "jwks": jwks}
+        return {"database": database_check(ctx.engine), "jwks": jwks}
 
-    app.include_router(health_router(SERVICE, VERSION, checks))
-    install_metrics(app, ctx.registry)
-
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
-            expose_headers=[
-                "ETag",
-                "Location",
-                "Link",
-                "X-Next-Cursor",
-                "X-Request-ID",
-                "Retry-After",
-                *RATE_HEADERS,
-            ],
-        )
-    if ctx.write_limits is not None:
-        app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    install_platform(
+        app,
+        service=SERVICE,
+        version=VERSION,
+        checks=checks,
+        registry=ctx.registry,
+        cors_origins=settings.cors_origins,
+        expose_headers=["ETag", "Location", "Link", "X-Next-Cursor"],
+        rate_limit_headers=ctx.write_limits is not None,
+    )
     return app

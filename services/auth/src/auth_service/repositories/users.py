@@ -21,6 +21,10 @@ async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 async def find_by_login(session: AsyncSession, identifier: str) -> User | None:
     """By username, or by email when the identifier has an `@` (usernames cannot)."""
+    if "\x00" in identifier:
+        # PostgreSQL text cannot hold NUL, and no account has one (usernames and emails are
+        # validated on the way in): such an identifier matches nobody.
+        return None
     column = User.email if "@" in identifier else User.username
     result = await session.execute(select(User).where(func.lower(column) == identifier.lower()))
     return result.scalar_one_or_none()

@@ -1,0 +1,84 @@
+"""What every taskgate service app has around its own routes, built the same way in each.
+
+The FastAPI app with docs under the service's prefix and the design's error handlers; then the
+platform parts: health and metrics at the root, CORS, rate-limit headers, and request IDs
+(added last, so outermost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from taskgate_common.database import ping
+from taskgate_common.errors import install_error_handlers
+from taskgate_common.health import HealthCheck, health_router
+from taskgate_common.metrics import install_metrics
+from taskgate_common.rate_limits import RATE_HEADERS, RateLimitHeadersMiddleware
+from taskgate_common.request_context import RequestContextMiddleware
+
+
+def new_service_app(
+    *,
+    title: str,
+    summary: str,
+    version: str,
+    prefix: str,
+    docs_enabled: bool,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+) -> FastAPI:
+    docs: dict[str, Any] = (
+        {
+            "docs_url": f"{prefix}/docs",
+            "redoc_url": f"{prefix}/redoc",
+            "openapi_url": f"{prefix}/openapi.json",
+            "swagger_ui_oauth2_redirect_url": f"{prefix}/docs/oauth2-redirect",
+        }
+        if docs_enabled
+        else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    )
+    app = FastAPI(title=title, version=version, summary=summary, lifespan=lifespan, **docs)
+    install_error_handlers(app)
+    return app
+
+
+def database_check(engine: AsyncEngine) -> HealthCheck:
+    async def database() -> dict[str, Any] | None:
+        await ping(engine)
+        return None
+
+    return database
+
+
+def install_platform(
+    app: FastAPI,
+    *,
+    service: str,
+    version: str,
+    checks: Callable[[], dict[str, HealthCheck]],
+    registry: CollectorRegistry,
+    cors_origins: Sequence[str],
+    expose_headers: Sequence[str],
+    rate_limit_headers: bool,
+) -> None:
+    """Call after the service's own routes are included."""
+    app.include_router(health_router(service, version, checks))
+    install_metrics(app, registry)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=[*expose_headers, "X-Request-ID", "Retry-After", *RATE_HEADERS],
+        )
+    if rate_limit_headers:
+        app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware)
