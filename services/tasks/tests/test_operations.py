@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,14 +45,20 @@ async def test_database_unreachable_is_503(
 
 
 @pytest.fixture
-def dedicated_postgres(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
-    """A PostgreSQL server of its own (that the test stops), with a migrated database."""
-    server = EmbeddedPostgres(tmp_path / "data", free_port(), fast_unsafe=True)
+def dedicated_postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
+    """A PostgreSQL server of its own (that the test stops), with a migrated database.
+
+    Its files live in a directory of its own, not under pytest's `tmp_path`: pytest prunes
+    old `tmp_path` roots of other runs, which must never take a live cluster's files.
+    """
+    root = Path(tempfile.mkdtemp(prefix="taskgate-outage-"))
+    server = EmbeddedPostgres(root / "data", free_port(), fast_unsafe=True)
     server.start()
     url = recreate_database(server.admin_url, "tasks_outage")
     upgrade(url)
     yield server, url
     server.destroy()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_database_lost_and_back(
