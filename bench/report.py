@@ -1,0 +1,72 @@
+"""The bench's results: rows, the ratios the targets are stated in, the Markdown table."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from wrk_runner import WrkResult
+
+
+@dataclass
+class Row:
+    scenario: str
+    route: str
+    result: WrkResult
+    expected_errors: bool = False
+
+
+@dataclass
+class Report:
+    machine: str
+    settings: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _find(report: Report, scenario: str, route: str) -> WrkResult | None:
+    for row in report.rows:
+        if row.scenario == scenario and row.route == route:
+            return row.result
+    return None
+
+
+def summarise(report: Report) -> None:
+    list_direct = _find(report, "GET /api/tasks?limit=20", "direct")
+    list_gateway = _find(report, "GET /api/tasks?limit=20", "gateway")
+    reference = _find(report, "reference: bare ASGI + PyJWT + asyncpg", "direct")
+    refresh = _find(report, "POST /auth/refresh", "direct")
+    login = _find(report, "POST /auth/login", "direct")
+    extra = report.extra
+    if list_direct and reference:
+        extra["list_direct_vs_reference"] = round(list_direct.rps / reference.rps, 2)
+    if list_direct and list_gateway:
+        extra["list_gateway_vs_direct"] = round(list_gateway.rps / list_direct.rps, 2)
+    if refresh and list_direct:
+        extra["refresh_vs_list"] = round(refresh.rps / list_direct.rps, 2)
+    if login:
+        bound = (os.cpu_count() or 1) * 1000 / extra["argon2id_verify_ms"]
+        extra["login_hash_bound_per_s"] = round(bound, 1)
+        extra["login_vs_hash_bound"] = round(login.rps / bound, 2)
+
+
+def print_report(report: Report) -> None:
+    print(f"\nMachine: {report.machine}")
+    print(
+        f"Settings: {report.settings['connections']} connections, {report.settings['duration']} s "
+        f"per scenario after {report.settings['warmup']} s warm-up, "
+        f"{report.settings['users']} users x {report.settings['tasks']} tasks, one uvicorn "
+        "worker per service\n"
+    )
+    print("| scenario | route | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---:|---:|---:|---:|")
+    for row in report.rows:
+        r = row.result
+        print(
+            f"| {row.scenario} | {row.route} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
+            f"| {r.errors} |"
+        )
+    print()
+    for key, value in report.extra.items():
+        print(f"- {key}: {value}")
