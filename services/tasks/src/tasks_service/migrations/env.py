@@ -1,42 +1,9 @@
-"""Alembic environment: runs the tasks migrations on the async engine."""
+"""Alembic environment of the tasks service (see taskgate_common.migrations)."""
 
 from __future__ import annotations
 
-import asyncio
-
-from alembic import context
-from sqlalchemy import pool
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-
+from taskgate_common.migrations import run_migrations
 from tasks_service.core.config import Settings
 from tasks_service.models import Base
 
-config = context.config
-target_metadata = Base.metadata
-
-
-def _database_url() -> str:
-    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
-    return str(url) if url else Settings().database_url
-
-
-def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata)
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def _run_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=pool.NullPool)
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
-
-
-if context.is_offline_mode():
-    context.configure(url=_database_url(), target_metadata=target_metadata, literal_binds=True)
-    with context.begin_transaction():
-        context.run_migrations()
-else:
-    asyncio.run(_run_online())
+run_migrations(Base.metadata, lambda: Settings().database_url)
