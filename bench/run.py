@@ -24,11 +24,10 @@ from pathlib import Path
 
 import httpx
 import psutil
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from crypto_costs import service_argon2
 from probe import probe
 from report import Report, Row, print_report, summarise
 from seed import (
@@ -40,7 +39,6 @@ from seed import (
 )
 from wrk_runner import WrkMissing, WrkResult, require_wrk, run_wrk
 
-from auth_service.core.config import Settings as AuthSettings
 from taskgate_devstack.postgres import free_port
 from taskgate_devstack.processes import spawn, terminate
 from taskgate_devstack.stack import REPO_ROOT, DevStack, StackConfig
@@ -169,16 +167,7 @@ def _startup_seconds(target: Target) -> dict[str, float]:
 
 def _hash_ms() -> float:
     """One Argon2id verification with the auth service's default parameters."""
-    fields = AuthSettings.model_fields
-    hasher = PasswordHash(
-        (
-            Argon2Hasher(
-                time_cost=fields["argon2_time_cost"].default,
-                memory_cost=fields["argon2_memory_kib"].default,
-                parallelism=fields["argon2_parallelism"].default,
-            ),
-        )
-    )
+    hasher = service_argon2()
     stored = hasher.hash("bench password")
     samples = []
     for _ in range(10):
