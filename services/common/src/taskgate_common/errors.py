@@ -53,6 +53,10 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be reached, or did not answer in time: a 503, not a bug."""
+
+
 class ErrorBody(BaseModel):
     """The JSON body of every error response."""
 
@@ -141,7 +145,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """True for failures that mean "cannot reach the database", not "bad query"."""
-    if isinstance(exc, PoolTimeoutError | InterfaceError | OSError | TimeoutError):
+    unreachable = DatabaseUnavailable | PoolTimeoutError | InterfaceError | OSError | TimeoutError
+    if isinstance(exc, unreachable):
         return True
     if isinstance(exc, OperationalError | DBAPIError):
         return (
@@ -187,6 +192,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Database failures are answered where they happen (503, or 500 for a real bug) instead of
     # escaping to the server's last-resort handler, which would also re-raise them.
-    for exc_type in (DBAPIError, PoolTimeoutError, OSError, TimeoutError):
+    for exc_type in (DatabaseUnavailable, DBAPIError, PoolTimeoutError, OSError, TimeoutError):
         app.add_exception_handler(exc_type, _unexpected_error)
     app.add_exception_handler(Exception, _unexpected_error)

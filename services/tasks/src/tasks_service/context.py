@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from taskgate_common.database import DriverConnections
 from tasks_service.core.access_tokens import TokenVerifier
 from tasks_service.core.config import Settings
 from tasks_service.core.jwks_cache import JwksCache
@@ -19,8 +20,7 @@ from tasks_service.metrics import TasksMetrics
 class TasksContext:
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    read_sessions: async_sessionmaker[AsyncSession]  # one-statement reads, autocommit
+    db: DriverConnections  # connections for the repositories' SQL
     registry: CollectorRegistry
     metrics: TasksMetrics
     jwks: JwksCache

@@ -9,11 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from taskgate_common.database import (
-    create_engine,
-    create_read_session_factory,
-    create_session_factory,
-)
+from taskgate_common.database import DriverConnections, create_engine
 from taskgate_common.health import HealthCheck
 from taskgate_common.json_logs import configure_logging
 from taskgate_common.metrics import new_registry
@@ -41,8 +37,7 @@ def build_context(settings: Settings) -> TasksContext:
     return TasksContext(
         settings=settings,
         engine=engine,
-        sessions=create_session_factory(engine),
-        read_sessions=create_read_session_factory(engine),
+        db=DriverConnections(engine, settings.db_pool_size + settings.db_max_overflow + 1),
         registry=registry,
         metrics=metrics,
         jwks=jwks,

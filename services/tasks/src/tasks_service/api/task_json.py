@@ -13,15 +13,14 @@ from typing import Any
 
 import orjson
 from fastapi import Response
-from sqlalchemy import Row
 
 from tasks_service.core.etags import etag
-from tasks_service.models import Task, TaskStatus
+from tasks_service.models import TaskStatus
+from tasks_service.repositories.tasks import API_COLUMNS, TaskRecord, TaskRow
 
 # Same text as Pydantic's JSON mode: UTC as `Z`, microseconds when present.
 _OPTIONS = orjson.OPT_UTC_Z
-
-TaskLike = Task | Row[Any]
+_DONE = TaskStatus.DONE
 
 
 def _default(value: object) -> str:
@@ -31,39 +30,22 @@ def _default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def task_document(task: TaskLike) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "owner_id": task.owner_id,
-        "title": task.title,
-        "description": task.description,
-        "status": task.status,
-        "priority": task.priority,
-        "due_at": task.due_at,
-        "labels": task.labels,
-        "completed_at": task.completed_at,
-        "version": task.version,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-        "completed": task.status is TaskStatus.DONE,
-    }
-
-
-_ROW_KEYS = tuple(column.name for column in Task.__table__.columns)
-_DONE = TaskStatus.DONE
-
-
-def _row_document(row: Row[Any]) -> dict[str, Any]:
-    """A row of every `tasks` column, as the API shows it (no `position`, plus `completed`)."""
-    document = dict(zip(_ROW_KEYS, row, strict=True))
-    del document["position"]
-    document["completed"] = document["status"] is _DONE
+def task_document(task: TaskRecord) -> dict[str, Any]:
+    document = {name: getattr(task, name) for name in API_COLUMNS}
+    document["completed"] = task.status is _DONE
     return document
 
 
-def task_documents(tasks: Iterable[TaskLike]) -> list[dict[str, Any]]:
-    """Lists and the board: plain rows (fast path) or ORM objects."""
-    return [_row_document(task) if isinstance(task, Row) else task_document(task) for task in tasks]
+def _row_document(row: TaskRow) -> dict[str, Any]:
+    """A list or board row as the API shows it: the API columns (not the position or any
+    extra column the query added) plus `completed`."""
+    document = dict(zip(API_COLUMNS, row.values(), strict=False))
+    document["completed"] = document["status"] == _DONE
+    return document
+
+
+def task_documents(rows: Iterable[TaskRow]) -> list[dict[str, Any]]:
+    return [_row_document(row) for row in rows]
 
 
 def json_response(
@@ -78,7 +60,7 @@ def json_response(
 
 
 def task_response(
-    task: TaskLike, status_code: int = 200, headers: Mapping[str, str] | None = None
+    task: TaskRecord, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """One task, with its version as the ETag."""
     return json_response(

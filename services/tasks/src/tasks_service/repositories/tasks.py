@@ -1,89 +1,158 @@
-"""SQL for the `tasks` table. Every statement is scoped to one owner."""
+"""SQL for the `tasks` table, run on asyncpg connections. Every statement is scoped to one owner.
+
+Statements are fixed text with `$n` parameters (asyncpg prepares and caches each one per
+connection); the list's text varies only with the shape of the request (sort, which filters
+are present), never with a value. The schema itself lives in `models.py` and the migrations.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeAlias
 
-from sqlalchemy import (
-    ColumnElement,
-    Row,
-    and_,
-    delete,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    text,
-    true,
-    tuple_,
-    update,
-)
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
 
 from tasks_service.core.positions import GAP
-from tasks_service.models import Task, TaskStatus
+from tasks_service.models import Priority, TaskStatus
+
+Connection: TypeAlias = asyncpg.Connection
+# Lists and the board hand back driver records (columns by name, in `COLUMNS` order):
+# building objects for read-only pages costs more than the query.
+TaskRow: TypeAlias = asyncpg.Record
+
+# What the API shows, then the internal position (used for keyset cursors, never shown).
+API_COLUMNS = (
+    "id",
+    "owner_id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "due_at",
+    "labels",
+    "completed_at",
+    "version",
+    "created_at",
+    "updated_at",
+)
+COLUMNS = (*API_COLUMNS, "position")
+_SELECT = ", ".join(COLUMNS)
 
 
-async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
-    """Serialise the owner's placements (create, move, column change) until commit.
-
-    One user's concurrent writes are rare, so this costs nothing in practice and makes
-    "read the neighbours, pick a position" atomic without table locks.
-    """
-    key = int.from_bytes(owner_id.bytes[:8], "big", signed=True)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+class Now:
+    """A value meaning "the database's `now()`", for `completed_at`."""
 
 
-async def add(session: AsyncSession, owner_id: uuid.UUID, values: dict[str, Any]) -> Task:
-    statement = insert(Task).values(owner_id=owner_id, **values).returning(Task)
-    return (await session.scalars(statement)).one()
+NOW = Now()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One stored task, for the single-task use cases (create, read, change, delete, move)."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    title: str
+    description: str
+    status: TaskStatus
+    priority: Priority
+    due_at: datetime | None
+    labels: list[str]
+    completed_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    position: int
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> TaskRecord:
+        values = dict(row.items())
+        values["status"] = TaskStatus(values["status"])
+        values["priority"] = Priority(values["priority"])
+        return cls(**values)
+
+
+def owner_lock_key(owner_id: uuid.UUID) -> int:
+    """The advisory-lock key that serialises one owner's placements (create, move, column
+    change) until commit: "read the neighbours, pick a position" becomes atomic without table
+    locks, and one user's concurrent writes are rare, so it costs nothing in practice."""
+    return int.from_bytes(owner_id.bytes[:8], "big", signed=True)
+
+
+async def add(db: Connection, owner_id: uuid.UUID, values: dict[str, Any]) -> TaskRecord:
+    names = ["owner_id", *values]
+    params: list[Any] = [owner_id]
+    placeholders = ["$1"]
+    for name in values:
+        placeholders.append(_param(params, values[name]))
+    row = await db.fetchrow(
+        f"INSERT INTO tasks ({', '.join(names)}) VALUES ({', '.join(placeholders)})"
+        f" RETURNING {_SELECT}",
+        *params,
+    )
+    return TaskRecord.from_row(row)
 
 
 async def get(
-    session: AsyncSession, owner_id: uuid.UUID, task_id: uuid.UUID, *, for_update: bool = False
-) -> Task | None:
-    statement = select(Task).where(Task.id == task_id, Task.owner_id == owner_id)
-    if for_update:
-        statement = statement.with_for_update()
-    return (await session.scalars(statement)).one_or_none()
-
-
-async def change(session: AsyncSession, task: Task, values: dict[str, Any]) -> Task:
-    """Apply `values`, bump the version and `updated_at`, and return the new row."""
-    statement = (
-        update(Task)
-        .where(Task.id == task.id, Task.owner_id == task.owner_id)
-        .values(**values, version=Task.version + 1, updated_at=func.now())
-        .returning(Task)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    db: Connection, owner_id: uuid.UUID, task_id: uuid.UUID, *, for_update: bool = False
+) -> TaskRecord | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await db.fetchrow(
+        f"SELECT {_SELECT} FROM tasks WHERE id = $1 AND owner_id = $2{lock}", task_id, owner_id
     )
-    return (await session.scalars(statement)).one()
+    return TaskRecord.from_row(row) if row is not None else None
 
 
-async def remove(session: AsyncSession, task: Task) -> None:
-    await session.execute(delete(Task).where(Task.id == task.id, Task.owner_id == task.owner_id))
+async def change(db: Connection, task: TaskRecord, values: dict[str, Any]) -> TaskRecord:
+    """Apply `values`, bump the version and `updated_at`, and return the new row."""
+    params: list[Any] = [task.id, task.owner_id]
+    assignments = [f"{name} = {_param(params, value)}" for name, value in values.items()]
+    assignments += ["version = version + 1", "updated_at = now()"]
+    row = await db.fetchrow(
+        f"UPDATE tasks SET {', '.join(assignments)} WHERE id = $1 AND owner_id = $2"
+        f" RETURNING {_SELECT}",
+        *params,
+    )
+    return TaskRecord.from_row(row)
+
+
+async def remove(db: Connection, task: TaskRecord) -> None:
+    await db.execute("DELETE FROM tasks WHERE id = $1 AND owner_id = $2", task.id, task.owner_id)
+
+
+def _param(params: list[Any], value: Any) -> str:
+    """Append `value` to `params` and return its placeholder (`now()` for `NOW`)."""
+    if value is NOW:
+        return "now()"
+    params.append(value)
+    return f"${len(params)}"
 
 
 async def last_position(
-    session: AsyncSession, owner_id: uuid.UUID, status: TaskStatus, *, exclude: uuid.UUID
+    db: Connection, owner_id: uuid.UUID, status: TaskStatus, *, exclude: uuid.UUID
 ) -> int | None:
-    statement = select(func.max(Task.position)).where(
-        Task.owner_id == owner_id, Task.status == status, Task.id != exclude
+    value: int | None = await db.fetchval(
+        "SELECT max(position) FROM tasks WHERE owner_id = $1 AND status = $2 AND id <> $3",
+        owner_id,
+        status,
+        exclude,
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    return value
 
 
-async def position_of(session: AsyncSession, owner_id: uuid.UUID, task_id: uuid.UUID) -> int | None:
-    statement = select(Task.position).where(Task.owner_id == owner_id, Task.id == task_id)
-    return (await session.execute(statement)).scalar_one_or_none()
+async def position_of(db: Connection, owner_id: uuid.UUID, task_id: uuid.UUID) -> int | None:
+    value: int | None = await db.fetchval(
+        "SELECT position FROM tasks WHERE owner_id = $1 AND id = $2", owner_id, task_id
+    )
+    return value
 
 
 async def neighbour_position(
-    session: AsyncSession,
+    db: Connection,
     owner_id: uuid.UUID,
     status: TaskStatus,
     position: int,
@@ -92,119 +161,65 @@ async def neighbour_position(
     exclude: uuid.UUID,
 ) -> int | None:
     """The closest position before (`below`) or after `position` in a column, skipping `exclude`."""
-    scope = [Task.owner_id == owner_id, Task.status == status, Task.id != exclude]
-    if below:
-        statement = select(func.max(Task.position)).where(*scope, Task.position < position)
-    else:
-        statement = select(func.min(Task.position)).where(*scope, Task.position > position)
-    return (await session.execute(statement)).scalar_one_or_none()
+    edge, compare = ("max", "<") if below else ("min", ">")
+    value: int | None = await db.fetchval(
+        f"SELECT {edge}(position) FROM tasks WHERE owner_id = $1 AND status = $2 AND id <> $3"
+        f" AND position {compare} $4",
+        owner_id,
+        status,
+        exclude,
+        position,
+    )
+    return value
 
 
 async def rebalance(
-    session: AsyncSession, owner_id: uuid.UUID, status: TaskStatus, exclude: uuid.UUID
+    db: Connection, owner_id: uuid.UUID, status: TaskStatus, exclude: uuid.UUID
 ) -> None:
     """Respace a column's positions `GAP` apart, keeping the order (the unique check is deferred).
 
     Versions are not bumped: positions are internal, the visible order does not change.
     """
-    ranked = (
-        select(Task.id, func.row_number().over(order_by=Task.position).label("rank"))
-        .where(Task.owner_id == owner_id, Task.status == status, Task.id != exclude)
-        .subquery()
+    await db.execute(
+        """
+        UPDATE tasks SET position = ranked.rank * $4
+        FROM (
+            SELECT id, row_number() OVER (ORDER BY position) AS rank FROM tasks
+            WHERE owner_id = $1 AND status = $2 AND id <> $3
+        ) AS ranked
+        WHERE tasks.id = ranked.id
+        """,
+        owner_id,
+        status,
+        exclude,
+        GAP,
     )
-    await session.execute(
-        update(Task)
-        .where(Task.id == ranked.c.id)
-        .values(position=ranked.c.rank * GAP)
-        .execution_options(synchronize_session=False)
-    )
 
 
-def _filters(owner_id: uuid.UUID, filters: dict[str, Any]) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Task.owner_id == owner_id]
-    if filters["status"]:
-        conditions.append(Task.status.in_(filters["status"]))
-    if filters["label"]:
-        conditions.append(Task.labels.contains(filters["label"]))
-    if filters["priority"]:
-        conditions.append(Task.priority.in_(filters["priority"]))
-    if filters["q"]:
-        pattern = "%" + _escape_like(filters["q"]) + "%"
-        conditions.append(
-            or_(
-                Task.title.ilike(pattern, escape="\\"),
-                Task.description.ilike(pattern, escape="\\"),
-            )
-        )
-    if filters["due_before"] is not None:
-        conditions.append(Task.due_at < datetime.fromisoformat(filters["due_before"]))
-    if filters["due_after"] is not None:
-        conditions.append(Task.due_at > datetime.fromisoformat(filters["due_after"]))
-    if filters["completed"] is not None:
-        done = Task.status == TaskStatus.DONE
-        conditions.append(done if filters["completed"] else ~done)
-    return conditions
+# -- lists and the board ---------------------------------------------------------------------
+
+_ORDER = {
+    "position": "status, position, id",
+    "-created_at": "created_at DESC, id DESC",
+    "-updated_at": "updated_at DESC, id DESC",
+    "due_at": "due_at ASC NULLS LAST, id ASC",
+}
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _order(sort: str) -> list[Any]:
+def sort_key(sort: str, row: TaskRow | TaskRecord) -> list[Any]:
+    """The keyset values of a row for `sort`, in the order `page` expects them back."""
+    get = row.__getitem__ if isinstance(row, asyncpg.Record) else row.__getattribute__
     if sort == "position":
-        return [Task.status, Task.position, Task.id]
+        return [get("status"), get("position"), get("id")]
     if sort == "-created_at":
-        return [Task.created_at.desc(), Task.id.desc()]
+        return [get("created_at"), get("id")]
     if sort == "-updated_at":
-        return [Task.updated_at.desc(), Task.id.desc()]
-    return [Task.due_at.asc().nulls_last(), Task.id.asc()]
-
-
-def _after(sort: str, key: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows strictly after `key` in `sort` order (the keyset condition)."""
-    if sort == "position":
-        return tuple_(Task.status, Task.position, Task.id) > tuple_(
-            literal(key[0], Task.status.type), literal(key[1], Task.position.type), _id(key[2])
-        )
-    if sort in ("-created_at", "-updated_at"):
-        column = Task.created_at if sort == "-created_at" else Task.updated_at
-        return tuple_(column, Task.id) < tuple_(_stamp(key[0]), _id(key[1]))
-    due, task_id = key
-    if due is None:  # already in the undated tail, ordered by id
-        return and_(Task.due_at.is_(None), Task.id > _id(task_id))
-    return or_(
-        tuple_(Task.due_at, Task.id) > tuple_(_stamp(due), _id(task_id)),
-        Task.due_at.is_(None),
-    )
-
-
-def _stamp(value: datetime) -> ColumnElement[datetime]:
-    return literal(value, Task.created_at.type)
-
-
-def _id(value: uuid.UUID) -> ColumnElement[uuid.UUID]:
-    return literal(value, Task.id.type)
-
-
-# Lists and the board read plain rows (same attribute names as `Task`): building ORM objects
-# for read-only pages costs more than the query itself.
-TaskRow = Row[Any]
-_COLUMNS = tuple(Task.__table__.columns)
-
-
-def sort_key(sort: str, task: Task | TaskRow) -> list[Any]:
-    """The keyset values of `task` for `sort`, in the order `_after` expects."""
-    if sort == "position":
-        return [task.status, task.position, task.id]
-    if sort == "-created_at":
-        return [task.created_at, task.id]
-    if sort == "-updated_at":
-        return [task.updated_at, task.id]
-    return [task.due_at, task.id]
+        return [get("updated_at"), get("id")]
+    return [get("due_at"), get("id")]
 
 
 async def page(
-    session: AsyncSession,
+    db: Connection,
     owner_id: uuid.UUID,
     filters: dict[str, Any],
     sort: str,
@@ -212,34 +227,101 @@ async def page(
     limit: int,
 ) -> list[TaskRow]:
     """Up to `limit` tasks after the keyset `after` (None: from the start)."""
-    conditions = _filters(owner_id, filters)
-    conditions.append(_after(sort, after) if after is not None else true())
-    statement = select(*_COLUMNS).where(*conditions).order_by(*_order(sort)).limit(limit)
-    return list((await session.execute(statement)).all())
+    present = tuple(name for name in _FILTER_ORDER if filters[name] not in (None, []))
+    params: list[Any] = [owner_id]
+    for name in present:
+        params.extend(_FILTER_VALUES[name](filters[name]))
+    keyset = _keyset_shape(sort, after)
+    if after is not None:
+        params.extend(value for value in after if value is not None)
+    params.append(limit)
+    return list(await db.fetch(_page_sql(sort, present, keyset), *params))
 
 
-async def board(session: AsyncSession, owner_id: uuid.UUID, per_column: int) -> list[TaskRow]:
-    """The first `per_column` cards of every column, in one query."""
-    ranked = (
-        select(
-            Task.id,
-            func.row_number()
-            .over(partition_by=Task.status, order_by=(Task.position, Task.id))
-            .label("rank"),
+# How each filter constrains the rows; `{}` placeholders are numbered in order.
+_FILTER_SQL = {
+    "status": "status = ANY({}::task_status[])",
+    "label": "labels @> {}::varchar[]",
+    "priority": "priority = ANY({}::task_priority[])",
+    "q": "(title ILIKE {0} ESCAPE '\\' OR description ILIKE {0} ESCAPE '\\')",
+    "due_before": "due_at < {}",
+    "due_after": "due_at > {}",
+    "completed": "(status = 'done') = {}",
+}
+_FILTER_ORDER = tuple(_FILTER_SQL)
+_FILTER_VALUES: dict[str, Any] = {
+    "status": lambda value: [[str(item) for item in value]],
+    "label": lambda value: [list(value)],
+    "priority": lambda value: [[str(item) for item in value]],
+    "q": lambda value: ["%" + _escape_like(value) + "%"],
+    "due_before": lambda value: [datetime.fromisoformat(value)],
+    "due_after": lambda value: [datetime.fromisoformat(value)],
+    "completed": lambda value: [bool(value)],
+}
+
+# Rows strictly after the keyset in each sort's order.
+_KEYSET_SQL = {
+    "position": "(status, position, id) > ({}::task_status, {}, {})",
+    "-created_at": "(created_at, id) < ({}, {})",
+    "-updated_at": "(updated_at, id) < ({}, {})",
+    "due_at": "((due_at, id) > ({}, {}) OR due_at IS NULL)",
+    # Already in the undated tail, which is ordered by id.
+    "due_at:undated": "(due_at IS NULL AND id > {})",
+}
+
+
+def _keyset_shape(sort: str, after: Sequence[Any] | None) -> str | None:
+    if after is None:
+        return None
+    if sort == "due_at" and after[0] is None:
+        return "due_at:undated"
+    return sort
+
+
+@lru_cache(maxsize=512)
+def _page_sql(sort: str, present: tuple[str, ...], keyset: str | None) -> str:
+    """The statement for one shape of list request, built once per shape."""
+    number = 1  # $1 is the owner
+    conditions = ["owner_id = $1"]
+    clauses = [_FILTER_SQL[name] for name in present]
+    if keyset is not None:
+        clauses.append(_KEYSET_SQL[keyset])
+    for clause in clauses:
+        if "{0}" in clause:
+            number += 1
+            conditions.append(clause.format(f"${number}"))
+            continue
+        placeholders = []
+        for _ in range(clause.count("{}")):
+            number += 1
+            placeholders.append(f"${number}")
+        conditions.append(clause.format(*placeholders))
+    return (
+        f"SELECT {_SELECT} FROM tasks WHERE {' AND '.join(conditions)}"
+        f" ORDER BY {_ORDER[sort]} LIMIT ${number + 1}"
+    )
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def board(db: Connection, owner_id: uuid.UUID, per_column: int) -> list[TaskRow]:
+    """The first `per_column` cards of every column with each column's total, in one statement:
+    one snapshot, so the totals always agree with the cards."""
+    return list(
+        await db.fetch(
+            f"""
+            SELECT {_SELECT}, total FROM (
+                SELECT {_SELECT},
+                       row_number() OVER (PARTITION BY status ORDER BY position, id) AS rank,
+                       count(*) OVER (PARTITION BY status) AS total
+                FROM tasks WHERE owner_id = $1
+            ) AS ranked
+            WHERE rank <= $2
+            ORDER BY status, position, id
+            """,
+            owner_id,
+            per_column,
         )
-        .where(Task.owner_id == owner_id)
-        .subquery()
     )
-    statement = (
-        select(*_COLUMNS)
-        .join(ranked, ranked.c.id == Task.id)
-        .where(ranked.c.rank <= per_column)
-        .order_by(Task.status, Task.position, Task.id)
-    )
-    return list((await session.execute(statement)).all())
-
-
-async def column_totals(session: AsyncSession, owner_id: uuid.UUID) -> dict[TaskStatus, int]:
-    total = func.count().label("total")
-    statement = select(Task.status, total).where(Task.owner_id == owner_id).group_by(Task.status)
-    return {row.status: row.total for row in (await session.execute(statement)).all()}

@@ -85,7 +85,7 @@ def _next_cursor(sort: str, filters: dict[str, Any], last: TaskRow) -> str:
 
 async def list_tasks(ctx: TasksContext, principal: Principal, request: ListRequest) -> Page:
     params = request.params
-    async with ctx.read_sessions() as db:
+    async with ctx.db.connect() as db:
         rows = await tasks.page(
             db, principal.user_id, request.filters, params.sort, request.after, params.limit + 1
         )
@@ -97,15 +97,12 @@ async def list_tasks(ctx: TasksContext, principal: Principal, request: ListReque
 
 async def board(ctx: TasksContext, principal: Principal, per_column: int) -> list[Column]:
     """Every column with its first cards; `next_cursor` continues it on GET /api/tasks."""
-    async with ctx.sessions() as db, db.begin():
-        # One snapshot, so the totals agree with the cards.
-        await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    async with ctx.db.connect() as db:
         rows = await tasks.board(db, principal.user_id, per_column)
-        totals = await tasks.column_totals(db, principal.user_id)
     columns = []
     for status in TaskStatus:
-        items = [task for task in rows if task.status is status]
-        total = totals.get(status, 0)
+        items = [row for row in rows if row["status"] == status]
+        total = items[0]["total"] if items else 0
         cursor = None
         if total > len(items):
             filters = TaskListParams(status=[status]).filters()

@@ -8,8 +8,8 @@ from taskgate_common.errors import ApiError
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.etags import IfMatch
-from tasks_service.models import Task
 from tasks_service.repositories import tasks
+from tasks_service.repositories.tasks import TaskRecord, owner_lock_key
 from tasks_service.schemas import MoveRequest
 from tasks_service.services.placement import place
 from tasks_service.services.tasks import check_precondition, column_change, not_found
@@ -21,7 +21,7 @@ async def move(
     task_id: uuid.UUID,
     request: MoveRequest,
     if_match: IfMatch | None,
-) -> Task:
+) -> TaskRecord:
     """Put the card before/after an anchor card, or at the end of the target column.
 
     Only the moved card gets a new position (and version), unless its slot was used up, in
@@ -29,8 +29,7 @@ async def move(
     """
     owner = principal.user_id
     anchor_id = request.before_id or request.after_id
-    async with ctx.sessions() as db, db.begin():
-        await tasks.lock_owner(db, owner)
+    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
         task = await tasks.get(db, owner, task_id, for_update=True)
         if task is None:
             raise not_found()

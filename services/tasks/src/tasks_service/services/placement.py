@@ -1,21 +1,20 @@
 """Choosing a card's position in a column, rebalancing the column only when a gap is used up.
 
-Callers hold the owner's lock (`tasks.lock_owner`), so neighbours cannot change underneath.
+Callers hold the owner's lock (`tasks.owner_lock_key`), so neighbours cannot change underneath.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from tasks_service.core.positions import between
 from tasks_service.models import TaskStatus
 from tasks_service.repositories import tasks
+from tasks_service.repositories.tasks import Connection
 
 
 async def place(
-    db: AsyncSession,
+    db: Connection,
     owner_id: uuid.UUID,
     status: TaskStatus,
     *,
@@ -34,7 +33,7 @@ async def place(
 
 
 async def _neighbours(
-    db: AsyncSession,
+    db: Connection,
     owner_id: uuid.UUID,
     status: TaskStatus,
     task_id: uuid.UUID,

@@ -9,15 +9,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from taskgate_common.errors import ApiError
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.etags import IfMatch, etag
-from tasks_service.models import Task, TaskStatus
+from tasks_service.models import TaskStatus
 from tasks_service.repositories import tasks
+from tasks_service.repositories.tasks import NOW, Connection, TaskRecord, owner_lock_key
 from tasks_service.schemas import TaskCreate, TaskPatch, TaskReplace
 from tasks_service.services.placement import place
 
@@ -26,7 +24,7 @@ def not_found() -> ApiError:
     return ApiError(404, "task_not_found", "No task with this id")
 
 
-def check_precondition(task: Task, if_match: IfMatch | None) -> None:
+def check_precondition(task: TaskRecord, if_match: IfMatch | None) -> None:
     if if_match is not None and not if_match.allows(task.version):
         raise ApiError(
             412,
@@ -36,16 +34,16 @@ def check_precondition(task: Task, if_match: IfMatch | None) -> None:
         )
 
 
-def column_change(task: Task, status: TaskStatus) -> dict[str, Any]:
+def column_change(task: TaskRecord, status: TaskStatus) -> dict[str, Any]:
     """`completed_at` follows the column: set on entering `done`, cleared on leaving it."""
     if status == task.status:
         return {}
-    return {"status": status, "completed_at": func.now() if status is TaskStatus.DONE else None}
+    return {"status": status, "completed_at": NOW if status is TaskStatus.DONE else None}
 
 
 async def _locked(
-    db: AsyncSession, principal: Principal, task_id: uuid.UUID, if_match: IfMatch | None
-) -> Task:
+    db: Connection, principal: Principal, task_id: uuid.UUID, if_match: IfMatch | None
+) -> TaskRecord:
     task = await tasks.get(db, principal.user_id, task_id, for_update=True)
     if task is None:
         raise not_found()
@@ -53,10 +51,9 @@ async def _locked(
     return task
 
 
-async def create(ctx: TasksContext, principal: Principal, body: TaskCreate) -> Task:
+async def create(ctx: TasksContext, principal: Principal, body: TaskCreate) -> TaskRecord:
     task_id = uuid.uuid4()
-    async with ctx.sessions() as db, db.begin():
-        await tasks.lock_owner(db, principal.user_id)
+    async with ctx.db.transaction(advisory_lock=owner_lock_key(principal.user_id)) as db:
         position = await place(db, principal.user_id, body.status, task_id=task_id)
         done = body.status is TaskStatus.DONE
         task = await tasks.add(
@@ -66,15 +63,15 @@ async def create(ctx: TasksContext, principal: Principal, body: TaskCreate) -> T
                 **body.model_dump(),
                 "id": task_id,
                 "position": position,
-                "completed_at": func.now() if done else None,
+                "completed_at": NOW if done else None,
             },
         )
     ctx.metrics.tasks_created.inc()
     return task
 
 
-async def get(ctx: TasksContext, principal: Principal, task_id: uuid.UUID) -> Task:
-    async with ctx.read_sessions() as db:
+async def get(ctx: TasksContext, principal: Principal, task_id: uuid.UUID) -> TaskRecord:
+    async with ctx.db.connect() as db:
         task = await tasks.get(db, principal.user_id, task_id)
     if task is None:
         raise not_found()
@@ -87,14 +84,13 @@ async def _update(
     task_id: uuid.UUID,
     if_match: IfMatch | None,
     operation: str,
-    wanted: Callable[[Task], dict[str, Any]],
+    wanted: Callable[[TaskRecord], dict[str, Any]],
     *,
     may_change_column: bool,
-) -> Task:
+) -> TaskRecord:
     """Apply what `wanted(task)` returns; when nothing differs there is no write, no new version."""
-    async with ctx.sessions() as db, db.begin():
-        if may_change_column:
-            await tasks.lock_owner(db, principal.user_id)
+    lock = owner_lock_key(principal.user_id) if may_change_column else None
+    async with ctx.db.transaction(advisory_lock=lock) as db:
         task = await _locked(db, principal, task_id, if_match)
         requested = wanted(task)
         status = requested.pop("status", task.status)
@@ -115,7 +111,7 @@ async def patch(
     task_id: uuid.UUID,
     body: TaskPatch,
     if_match: IfMatch | None,
-) -> Task:
+) -> TaskRecord:
     changes = body.changes()
     return await _update(
         ctx,
@@ -134,7 +130,7 @@ async def replace(
     task_id: uuid.UUID,
     body: TaskReplace,
     if_match: IfMatch | None,
-) -> Task:
+) -> TaskRecord:
     fields = body.model_dump()
     return await _update(
         ctx, principal, task_id, if_match, "replace", lambda _: dict(fields), may_change_column=True
@@ -143,10 +139,10 @@ async def replace(
 
 async def toggle_complete(
     ctx: TasksContext, principal: Principal, task_id: uuid.UUID, if_match: IfMatch | None
-) -> Task:
+) -> TaskRecord:
     """The todo-app checkbox: `done` goes back to `todo`, anything else becomes `done`."""
 
-    def flipped(task: Task) -> dict[str, Any]:
+    def flipped(task: TaskRecord) -> dict[str, Any]:
         done = task.status is TaskStatus.DONE
         return {"status": TaskStatus.TODO if done else TaskStatus.DONE}
 
@@ -158,7 +154,7 @@ async def toggle_complete(
 async def delete(
     ctx: TasksContext, principal: Principal, task_id: uuid.UUID, if_match: IfMatch | None
 ) -> None:
-    async with ctx.sessions() as db, db.begin():
+    async with ctx.db.transaction() as db:
         task = await _locked(db, principal, task_id, if_match)
         await tasks.remove(db, task)
     ctx.metrics.tasks_deleted.inc()
