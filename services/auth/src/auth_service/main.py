@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
+from auth_service.api import PREFIX
 from auth_service.api.routes import accounts, discovery, recovery, sessions, users
 from auth_service.context import AuthContext
 from auth_service.core.background import BackgroundJobs
@@ -27,9 +28,13 @@ from taskgate_common.metrics import new_registry
 from taskgate_common.rate_limits import (
     build_limiter,
 )
-from taskgate_common.service_app import database_check, install_platform, new_service_app
+from taskgate_common.service_app import (
+    add_routes,
+    database_check,
+    install_platform,
+    new_service_app,
+)
 
-PREFIX = "/auth"
 SERVICE = "auth"
 VERSION = version("taskgate-auth")
 
@@ -89,13 +94,9 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
     )
     app.state.ctx = ctx
 
-    api = APIRouter(prefix=PREFIX)
-    api.include_router(accounts.router)
-    api.include_router(sessions.router)
-    api.include_router(recovery.router)
-    api.include_router(users.router)
-    api.include_router(discovery.router)
-    app.include_router(api)
+    add_routes(
+        app, accounts.router, sessions.router, recovery.router, users.router, discovery.router
+    )
 
     def checks() -> dict[str, HealthCheck]:
         return {"database": database_check(ctx.engine)}

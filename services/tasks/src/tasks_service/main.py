@@ -7,14 +7,20 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from taskgate_common.database import DriverConnections, create_engine
 from taskgate_common.health import HealthCheck
 from taskgate_common.json_logs import configure_logging
 from taskgate_common.metrics import new_registry
 from taskgate_common.rate_limits import build_limiter
-from taskgate_common.service_app import database_check, install_platform, new_service_app
+from taskgate_common.service_app import (
+    add_routes,
+    database_check,
+    install_platform,
+    new_service_app,
+)
+from tasks_service.api import PREFIX
 from tasks_service.api.routes import board, compat, tasks
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import TokenVerifier
@@ -23,7 +29,6 @@ from tasks_service.core.jwks_cache import JwksCache, JwksNotLoaded
 from tasks_service.core.write_limits import WriteLimits
 from tasks_service.metrics import TasksMetrics
 
-PREFIX = "/api"
 SERVICE = "tasks"
 VERSION = version("taskgate-tasks")
 
@@ -70,12 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
 
-    api = APIRouter(prefix=PREFIX)
     # `/api/tasks/…` before `/api/{user_id}/tasks/…`, so the fixed segment wins.
-    api.include_router(tasks.router)
-    api.include_router(board.router)
-    api.include_router(compat.router)
-    app.include_router(api)
+    add_routes(app, tasks.router, board.router, compat.router)
 
     async def jwks() -> dict[str, Any] | None:
         state = ctx.jwks.state()

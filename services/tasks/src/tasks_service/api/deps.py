@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from taskgate_common.errors import ApiError
+from tasks_service.api.query_params import list_fields, openapi_parameters, parse_query
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.cursor import InvalidCursor
 from tasks_service.core.etags import IfMatch
-from tasks_service.schemas import TaskListParams
+from tasks_service.schemas import BoardParams, TaskListParams
 from tasks_service.services import listing
 from tasks_service.services.access import authenticate
 
@@ -65,7 +66,14 @@ async def get_if_match(
 IfMatchHeader = Annotated[IfMatch | None, Depends(get_if_match)]
 
 
-async def get_list_request(params: Annotated[TaskListParams, Query()]) -> listing.ListRequest:
+_LIST_REPEATED = list_fields(TaskListParams)
+# For the routes' `openapi_extra`: the query parameters are read by hand (query_params.py).
+LIST_QUERY_DOCS = {"parameters": openapi_parameters(TaskListParams)}
+BOARD_QUERY_DOCS = {"parameters": openapi_parameters(BoardParams)}
+
+
+async def get_list_request(request: Request) -> listing.ListRequest:
+    params = parse_query(TaskListParams, request.query_params, _LIST_REPEATED)
     try:
         return listing.prepare(params)
     except InvalidCursor as exc:
@@ -74,7 +82,12 @@ async def get_list_request(params: Annotated[TaskListParams, Query()]) -> listin
         ) from None
 
 
+async def get_board_params(request: Request) -> BoardParams:
+    return parse_query(BoardParams, request.query_params, frozenset())
+
+
 ListRequest = Annotated[listing.ListRequest, Depends(get_list_request)]
+BoardQuery = Annotated[BoardParams, Depends(get_board_params)]
 
 
 async def get_path_user(user_id: uuid.UUID, caller: Caller) -> Principal:

@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from auth_service.api import PREFIX
 from auth_service.api.cookies import set_refresh_cookie
 from auth_service.api.deps import Context, CookieMode, CurrentUser
 from auth_service.schemas import LoginRequest, RegisterRequest, TokenPair, UpdateMeRequest, UserOut
 from auth_service.services import login, registration, user_admin
 from taskgate_common.errors import error_responses
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(prefix=PREFIX, tags=["accounts"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

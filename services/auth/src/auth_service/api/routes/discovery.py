@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from auth_service.api import PREFIX
 from auth_service.api.deps import Context
 from auth_service.schemas import Jwks, OpenIdConfiguration
 
-router = APIRouter(prefix="/.well-known", tags=["discovery"])
+router = APIRouter(prefix=f"{PREFIX}/.well-known", tags=["discovery"])
 
 
 def _cache(response: Response, max_age: int) -> None:

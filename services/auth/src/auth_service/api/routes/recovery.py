@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
+from auth_service.api import PREFIX
 from auth_service.api.cookies import clear_refresh_cookie
 from auth_service.api.deps import Context, CurrentUser
 from auth_service.schemas import (
@@ -15,7 +16,7 @@ from auth_service.schemas import (
 from auth_service.services import email_verification, password_reset
 from taskgate_common.errors import error_responses
 
-router = APIRouter(tags=["recovery"])
+router = APIRouter(prefix=PREFIX, tags=["recovery"])
 
 FORGOT_ANSWER = Accepted(
     detail="If an account has this email address, a link to reset its password is on its way."

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response, status
 
+from auth_service.api import PREFIX
 from auth_service.api.cookies import (
     clear_refresh_cookie,
     clearing_header,
@@ -18,7 +19,7 @@ from auth_service.services import account_security, refresh_sessions
 from auth_service.services.access import unauthorized
 from taskgate_common.errors import ApiError, error_responses
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(prefix=PREFIX, tags=["sessions"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

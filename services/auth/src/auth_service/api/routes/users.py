@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from auth_service.api import PREFIX
 from auth_service.api.deps import AdminUser, Context
 from auth_service.schemas import AdminCreateUserRequest, AdminUpdateUserRequest, UserOut, UserPage
 from auth_service.services import user_admin
 from taskgate_common.errors import error_responses
 
-router = APIRouter(prefix="/users", tags=["users (admin)"])
+router = APIRouter(prefix=f"{PREFIX}/users", tags=["users (admin)"])
 
 MAX_PAGE = 100
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from taskgate_common.errors import error_responses
-from tasks_service.api.deps import Caller, Context
+from tasks_service.api import PREFIX
+from tasks_service.api.deps import BOARD_QUERY_DOCS, BoardQuery, Caller, Context
 from tasks_service.api.task_json import json_response, task_documents
-from tasks_service.schemas import Board, BoardParams
+from tasks_service.schemas import Board
 from tasks_service.services import listing
 
-router = APIRouter(tags=["board"])
+router = APIRouter(prefix=PREFIX, tags=["board"])
 
 
 @router.get(
@@ -20,10 +19,9 @@ router = APIRouter(tags=["board"])
     response_model=Board,
     summary="The caller's tasks by column, in position order (bounded per column)",
     responses=error_responses(401, 422, 503),
+    openapi_extra=BOARD_QUERY_DOCS,
 )
-async def get_board(
-    ctx: Context, caller: Caller, params: Annotated[BoardParams, Query()]
-) -> Response:
+async def get_board(ctx: Context, caller: Caller, params: BoardQuery) -> Response:
     columns = await listing.board(ctx, caller, params.limit)
     return json_response(
         {

@@ -12,13 +12,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response, status
 
 from taskgate_common.errors import error_responses
-from tasks_service.api.deps import Context, IfMatchHeader, ListRequest, PathUser
+from tasks_service.api import PREFIX
+from tasks_service.api.deps import LIST_QUERY_DOCS, Context, IfMatchHeader, ListRequest, PathUser
 from tasks_service.api.task_json import json_response, task_documents, task_response
 from tasks_service.schemas import TaskCreate, TaskOut, TaskReplace
 from tasks_service.services import listing
 from tasks_service.services import tasks as use_cases
 
-router = APIRouter(prefix="/{user_id}/tasks", tags=["per-user compatibility"])
+router = APIRouter(prefix=PREFIX + "/{user_id}/tasks", tags=["per-user compatibility"])
 
 BASE = (401, 403, 503)
 
@@ -28,6 +29,7 @@ BASE = (401, 403, 503)
     response_model=list[TaskOut],
     summary="List the user's tasks as a plain array (next page in the `Link` header)",
     responses=error_responses(*BASE, 422),
+    openapi_extra=LIST_QUERY_DOCS,
 )
 async def list_user_tasks(
     ctx: Context, caller: PathUser, query: ListRequest, request: Request

@@ -7,13 +7,14 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 
 from taskgate_common.errors import error_responses
-from tasks_service.api.deps import Caller, Context, IfMatchHeader, ListRequest
+from tasks_service.api import PREFIX
+from tasks_service.api.deps import LIST_QUERY_DOCS, Caller, Context, IfMatchHeader, ListRequest
 from tasks_service.api.task_json import json_response, task_documents, task_response
 from tasks_service.schemas import MoveRequest, TaskCreate, TaskOut, TaskPage, TaskPatch, TaskReplace
 from tasks_service.services import listing, moves
 from tasks_service.services import tasks as use_cases
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix=f"{PREFIX}/tasks", tags=["tasks"])
 
 # Every route needs a token, and every route needs the database.
 BASE = (401, 503)
@@ -37,6 +38,7 @@ async def create_task(body: TaskCreate, ctx: Context, caller: Caller, request: R
     response_model=TaskPage,
     summary="List tasks: filters, sort and keyset pages",
     responses=error_responses(*BASE, 422),
+    openapi_extra=LIST_QUERY_DOCS,
 )
 async def list_tasks(ctx: Context, caller: Caller, query: ListRequest) -> Response:
     page = await listing.list_tasks(ctx, caller, query)
