@@ -146,6 +146,17 @@ async def test_stale_if_match_is_412_and_changes_nothing(
         ),
         client.patch(url, json={"title": "Weak"}, headers={**alice.headers, "If-Match": 'W/"2"'}),
         client.patch(url, json={"title": "Junk"}, headers={**alice.headers, "If-Match": "garbage"}),
+        # A tag beyond any version the database can hold matches nothing (not a 500).
+        client.patch(
+            url,
+            json={"title": "Huge"},
+            headers={**alice.headers, "If-Match": '"999999999999999999"'},
+        ),
+        client.delete(url, headers={**alice.headers, "If-Match": '"999999999999999999"'}),
+        # A stale tag on a patch that would change nothing is still a failed precondition.
+        client.patch(
+            url, json={"title": "First writer"}, headers={**alice.headers, "If-Match": '"1"'}
+        ),
     ]
     for attempt in attempts:
         response = await attempt

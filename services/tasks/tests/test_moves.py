@@ -104,6 +104,26 @@ async def test_repeated_moves_into_one_gap_rebalance_and_keep_the_order(
     assert stored["last"][2] == 1
 
 
+async def test_a_card_created_after_the_last_free_position_respaces_its_column(
+    client: httpx.AsyncClient, alice: User, tasks_db: AsyncEngine
+) -> None:
+    """When the column's end has no room left (a card sits at the top of the position range),
+    a new card still goes last: the column is respaced first, nobody gets a new version."""
+    await create_task(client, alice, title="a")
+    await create_task(client, alice, title="b")
+    async with tasks_db.begin() as connection:
+        await connection.execute(
+            text("UPDATE tasks SET position = :top WHERE owner_id = :owner AND title = 'b'"),
+            {"top": (1 << 62) - 1, "owner": alice.id},
+        )
+    created = await create_task(client, alice, title="c")
+    assert created["version"] == 1
+    assert (await board_titles(client, alice))["todo"] == ["a", "b", "c"]
+    stored = await positions(tasks_db, alice.id)
+    assert max(position for _, position, _ in stored.values()) < 1 << 30
+    assert {title: version for title, (_, _, version) in stored.items()} == {"a": 1, "b": 1, "c": 1}
+
+
 async def test_anchor_errors(client: httpx.AsyncClient, alice: User, bob: User) -> None:
     mine = await create_task(client, alice)
     other = await create_task(client, alice, status="done")

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 _ENTITY_TAG = re.compile(r'^"(\d{1,18})"$')
+_MAX_VERSION = 2**31 - 1  # the `version` column is an INTEGER
 
 
 def etag(version: int) -> str:
@@ -31,3 +32,10 @@ class IfMatch:
 
     def allows(self, version: int) -> bool:
         return self.any_version or version in self.versions
+
+    def storable_versions(self) -> list[int] | None:
+        """The versions a row may have for this to match (None: any), as the database can
+        hold them (a tag beyond the version column's range can never match)."""
+        if self.any_version:
+            return None
+        return sorted(version for version in self.versions if version <= _MAX_VERSION)

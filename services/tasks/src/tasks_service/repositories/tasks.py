@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from tasks_service.core.positions import GAP
+from tasks_service.core.positions import GAP, LIMIT
 from tasks_service.models import Priority, TaskStatus
 
 Connection: TypeAlias = asyncpg.Connection
@@ -97,6 +97,42 @@ async def add(db: Connection, owner_id: uuid.UUID, values: dict[str, Any]) -> Ta
     return TaskRecord.from_row(row)
 
 
+async def add_at_end(
+    db: Connection, owner_id: uuid.UUID, values: dict[str, Any]
+) -> TaskRecord | None:
+    """Insert at the end of its column in one statement (the last position + `GAP`).
+
+    None when that position would leave the allowed range: the caller then places the card
+    with `placement.place`, which respaces the column. Needs the owner's lock, as `place` does.
+    """
+    params: list[Any] = [owner_id, LIMIT - GAP]
+    names = list(values)
+    placeholders = [f"{_param(params, values[name])}{_CASTS.get(name, '')}" for name in names]
+    status = placeholders[names.index("status")]
+    row = await db.fetchrow(
+        f"INSERT INTO tasks (owner_id, {', '.join(names)}, position)"
+        f" SELECT $1, {', '.join(placeholders)}, last + {GAP} FROM ("
+        f"  SELECT coalesce(max(position), 0) AS last FROM tasks"
+        f"  WHERE owner_id = $1 AND status = {status}"
+        f") AS col WHERE last < $2 RETURNING {_SELECT}",
+        *params,
+    )
+    return TaskRecord.from_row(row) if row is not None else None
+
+
+# Types PostgreSQL cannot infer for parameters in an INSERT ... SELECT list.
+_CASTS = {
+    "status": "::task_status",
+    "priority": "::task_priority",
+    "labels": "::varchar[]",
+    "due_at": "::timestamptz",
+    "completed_at": "::timestamptz",
+    "id": "::uuid",
+    "title": "::varchar",
+    "description": "::text",
+}
+
+
 async def get(
     db: Connection, owner_id: uuid.UUID, task_id: uuid.UUID, *, for_update: bool = False
 ) -> TaskRecord | None:
@@ -122,6 +158,45 @@ async def change(db: Connection, task: TaskRecord, values: dict[str, Any]) -> Ta
 
 async def remove(db: Connection, task: TaskRecord) -> None:
     await db.execute("DELETE FROM tasks WHERE id = $1 AND owner_id = $2", task.id, task.owner_id)
+
+
+async def change_in_place(
+    db: Connection,
+    owner_id: uuid.UUID,
+    task_id: uuid.UUID,
+    values: dict[str, Any],
+    versions: list[int] | None,
+) -> TaskRecord | None:
+    """One statement: write `values` (bumping the version) unless they are the stored ones
+    already, and only while the version is one of `versions` (None: any).
+
+    None when nothing was written: the caller reads the row to say why (404, 412, no change).
+    """
+    params: list[Any] = [task_id, owner_id]
+    placeholders = {name: _param(params, value) for name, value in values.items()}
+    assignments = [f"{name} = {placeholder}" for name, placeholder in placeholders.items()]
+    differs = [
+        f"{name} IS DISTINCT FROM {placeholder}" for name, placeholder in placeholders.items()
+    ]
+    sql = (
+        f"UPDATE tasks SET {', '.join(assignments)}, version = version + 1, updated_at = now()"
+        f" WHERE id = $1 AND owner_id = $2 AND ({' OR '.join(differs)})"
+    )
+    if versions is not None:
+        sql += f" AND version = ANY({_param(params, versions)}::int[])"
+    row = await db.fetchrow(f"{sql} RETURNING {_SELECT}", *params)
+    return TaskRecord.from_row(row) if row is not None else None
+
+
+async def remove_in_place(
+    db: Connection, owner_id: uuid.UUID, task_id: uuid.UUID, versions: list[int] | None
+) -> bool:
+    """One statement: delete the task while its version is one of `versions` (None: any)."""
+    sql = "DELETE FROM tasks WHERE id = $1 AND owner_id = $2"
+    params: list[Any] = [task_id, owner_id]
+    if versions is not None:
+        sql += f" AND version = ANY({_param(params, versions)}::int[])"
+    return await db.fetchval(f"{sql} RETURNING true", *params) is not None
 
 
 def _param(params: list[Any], value: Any) -> str:

@@ -53,19 +53,16 @@ async def _locked(
 
 async def create(ctx: TasksContext, principal: Principal, body: TaskCreate) -> TaskRecord:
     task_id = uuid.uuid4()
+    values = {
+        **body.model_dump(),
+        "id": task_id,
+        "completed_at": NOW if body.status is TaskStatus.DONE else None,
+    }
     async with ctx.db.transaction(advisory_lock=owner_lock_key(principal.user_id)) as db:
-        position = await place(db, principal.user_id, body.status, task_id=task_id)
-        done = body.status is TaskStatus.DONE
-        task = await tasks.add(
-            db,
-            principal.user_id,
-            {
-                **body.model_dump(),
-                "id": task_id,
-                "position": position,
-                "completed_at": NOW if done else None,
-            },
-        )
+        task = await tasks.add_at_end(db, principal.user_id, values)
+        if task is None:  # the column's positions ran out at its end: respace, then insert
+            position = await place(db, principal.user_id, body.status, task_id=task_id)
+            task = await tasks.add(db, principal.user_id, {**values, "position": position})
     ctx.metrics.tasks_created.inc()
     return task
 
@@ -113,6 +110,10 @@ async def patch(
     if_match: IfMatch | None,
 ) -> TaskRecord:
     changes = body.changes()
+    if "status" not in changes:
+        task = await _patch_in_place(ctx, principal, task_id, changes, if_match)
+        if task is not None:
+            return task
     return await _update(
         ctx,
         principal,
@@ -122,6 +123,42 @@ async def patch(
         lambda _: dict(changes),
         may_change_column="status" in changes,
     )
+
+
+# A write that races another write between its two statements tries again this many times
+# before taking the locked path.
+_IN_PLACE_ATTEMPTS = 3
+
+
+async def _patch_in_place(
+    ctx: TasksContext,
+    principal: Principal,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    if_match: IfMatch | None,
+) -> TaskRecord | None:
+    """A change that keeps the card in its column: one statement instead of a transaction
+    (no placement, so no owner lock). None if it kept racing other writes."""
+    versions = if_match.storable_versions() if if_match is not None else None
+    for _ in range(_IN_PLACE_ATTEMPTS):
+        async with ctx.db.connect() as db:
+            written = None
+            if changes:
+                written = await tasks.change_in_place(
+                    db, principal.user_id, task_id, changes, versions
+                )
+            if written is not None:
+                ctx.metrics.tasks_updated.labels(operation="patch").inc()
+                return written
+            # Nothing written: missing, precondition failed, or nothing to change.
+            current = await tasks.get(db, principal.user_id, task_id)
+        if current is None:
+            raise not_found()
+        check_precondition(current, if_match)
+        if all(getattr(current, name) == value for name, value in changes.items()):
+            return current  # no change, no new version
+        # Another write landed between the two statements: try again on the new row.
+    return None
 
 
 async def replace(
@@ -154,6 +191,18 @@ async def toggle_complete(
 async def delete(
     ctx: TasksContext, principal: Principal, task_id: uuid.UUID, if_match: IfMatch | None
 ) -> None:
+    """One statement; when it deletes nothing, the row says why (404 or 412)."""
+    versions = if_match.storable_versions() if if_match is not None else None
+    for _ in range(_IN_PLACE_ATTEMPTS):
+        async with ctx.db.connect() as db:
+            if await tasks.remove_in_place(db, principal.user_id, task_id, versions):
+                ctx.metrics.tasks_deleted.inc()
+                return
+            current = await tasks.get(db, principal.user_id, task_id)
+        if current is None:
+            raise not_found()
+        check_precondition(current, if_match)
+        # The version changed to a matching one between the two statements: try again.
     async with ctx.db.transaction() as db:
         task = await _locked(db, principal, task_id, if_match)
         await tasks.remove(db, task)
