@@ -7,8 +7,9 @@ platform parts: health and metrics at the root, CORS, rate-limit headers, and re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+import gc
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -43,9 +44,37 @@ def new_service_app(
         if docs_enabled
         else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     )
-    app = FastAPI(title=title, version=version, summary=summary, lifespan=lifespan, **docs)
+
+    @asynccontextmanager
+    async def lifespan_then_settle(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app):
+            settle_startup_heap()
+            yield
+
+    app = FastAPI(
+        title=title, version=version, summary=summary, lifespan=lifespan_then_settle, **docs
+    )
     install_error_handlers(app)
     return app
+
+
+_heap_settled = False
+
+
+def settle_startup_heap() -> None:
+    """Hide everything allocated before serving from the garbage collector, once per process.
+
+    Why: a full collection walks every tracked object, about 120,000 after startup (FastAPI,
+    Pydantic, SQLAlchemy), and stalls the event loop for 50-100 ms: that was most of the list's
+    p99. Frozen objects are never scanned again; what requests allocate is collected as before.
+    Once per process, so test runs that build many apps do not pin each of them in memory.
+    """
+    global _heap_settled
+    if _heap_settled:
+        return
+    _heap_settled = True
+    gc.collect()
+    gc.freeze()
 
 
 def add_routes(app: FastAPI, *routers: APIRouter) -> None:

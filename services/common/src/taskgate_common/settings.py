@@ -29,8 +29,10 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(
         description="SQLAlchemy URL of the service's own PostgreSQL (postgresql+asyncpg://...)",
     )
-    db_pool_size: int = Field(10, ge=1, le=200)
-    db_max_overflow: int = Field(10, ge=0, le=200)
+    # A fixed pool: overflow connections are opened and closed per burst (a new PostgreSQL
+    # backend each), which under steady load above the pool size means one per request.
+    db_pool_size: int = Field(20, ge=1, le=200)
+    db_max_overflow: int = Field(0, ge=0, le=200)
     db_pool_timeout_seconds: float = Field(5.0, gt=0)
     db_connect_timeout_seconds: float = Field(5.0, gt=0)
     db_statement_timeout_ms: int = Field(15_000, ge=0)
