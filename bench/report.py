@@ -14,6 +14,10 @@ class Row:
     scenario: str
     route: str
     result: WrkResult
+    # CPU time the serving process (and the gateway, on gateway rows) spent per request: a
+    # figure that moves far less than req/s when the machine is shared.
+    cpu_ms_per_request: float | None = None
+    gateway_cpu_ms_per_request: float | None = None
     expected_errors: bool = False
 
 
@@ -59,13 +63,16 @@ def print_report(report: Report) -> None:
         f"{report.settings['users']} users x {report.settings['tasks']} tasks, one uvicorn "
         "worker per service\n"
     )
-    print("| scenario | route | req/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| scenario | route | req/s | p50 ms | p99 ms | errors | service CPU ms/req |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for row in report.rows:
         r = row.result
+        cpu = f"{row.cpu_ms_per_request:.2f}" if row.cpu_ms_per_request is not None else "-"
+        if row.gateway_cpu_ms_per_request is not None:
+            cpu += f" (+{row.gateway_cpu_ms_per_request:.2f} gateway)"
         print(
             f"| {row.scenario} | {row.route} | {r.rps:,.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
-            f"| {r.errors} |"
+            f"| {r.errors} | {cpu} |"
         )
     print()
     for key, value in report.extra.items():

@@ -177,21 +177,45 @@ def _hash_ms() -> float:
     return statistics.median(samples)
 
 
+class CpuClock:
+    """CPU seconds (user + system) of a process, read before and after a run."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.process = psutil.Process(pid) if pid is not None else None
+
+    def read(self) -> float:
+        if self.process is None:
+            return 0.0
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+
 class Bench:
     def __init__(self, target: Target, args: argparse.Namespace, work: Path) -> None:
         self.target = target
         self.args = args
         self.work = work
         self.users: list[BenchUser] = []
+        self.pids: dict[str, int] = (
+            {name: process.pid for name, process in target.stack.processes.items()}
+            if target.stack is not None
+            else {}
+        )
 
-    def wrk(
+    def row(
         self,
+        scenario: str,
+        route: str,
+        serving: str,
         url: str,
         script: str,
         data: Path | Callable[[], Path] | None = None,
         path: str = "",
-    ) -> WrkResult:
-        """Warm up, then measure. A callable `data` is called before each run (fresh state)."""
+    ) -> Row:
+        """Warm up, then measure, with the CPU time `serving` (and the gateway) spent.
+
+        A callable `data` is called before each run (fresh state).
+        """
 
         def run(duration: float) -> WrkResult:
             data_file = data() if callable(data) else data
@@ -207,74 +231,105 @@ class Bench:
 
         if self.args.warmup > 0 and script not in ("refresh.lua", "login.lua"):
             run(self.args.warmup)
-        return run(self.args.duration)
+        service = CpuClock(self.pids.get(serving))
+        gateway = CpuClock(self.pids.get("gateway") if route == "gateway" else None)
+        service_before, gateway_before = service.read(), gateway.read()
+        result = run(self.args.duration)
+        requests = max(result.requests, 1)
+        return Row(
+            scenario,
+            route,
+            result,
+            cpu_ms_per_request=_per_request(service, service_before, requests),
+            gateway_cpu_ms_per_request=_per_request(gateway, gateway_before, requests),
+        )
 
     def tokens_file(self) -> Path:
         return write_records(self.work / "tokens.tsv", [(u.access_token,) for u in self.users])
 
+    def routes(self, service: str) -> list[tuple[str, str]]:
+        direct = self.target.tasks if service == "tasks" else self.target.auth
+        return [("direct", direct), ("gateway", self.target.gateway)]
+
     def read_scenarios(self, report: Report) -> None:
         tokens = self.tokens_file()
         for path in ("/api/tasks?limit=20", "/api/board"):
-            for route, base in (("direct", self.target.tasks), ("gateway", self.target.gateway)):
-                result = self.wrk(base, "bearer_get.lua", tokens, path)
-                report.rows.append(Row(f"GET {path}", route, result))
-        for route, base in (("direct", self.target.auth), ("gateway", self.target.gateway)):
-            result = self.wrk(f"{base}/auth/.well-known/jwks.json", "plain_get.lua")
-            report.rows.append(Row("GET /auth/.well-known/jwks.json", route, result))
+            for route, base in self.routes("tasks"):
+                report.rows.append(
+                    self.row(f"GET {path}", route, "tasks", base, "bearer_get.lua", tokens, path)
+                )
+        for route, base in self.routes("auth"):
+            url = f"{base}/auth/.well-known/jwks.json"
+            report.rows.append(
+                self.row("GET /auth/.well-known/jwks.json", route, "auth", url, "plain_get.lua")
+            )
 
     def write_scenarios(self, report: Report) -> None:
         tokens = self.tokens_file()
-        for route, base in (("direct", self.target.tasks), ("gateway", self.target.gateway)):
-            report.rows.append(
-                Row("POST /api/tasks", route, self.wrk(base, "create_task.lua", tokens))
-            )
 
-            def data() -> Path:
-                records = asyncio.run(current_tasks(self.target.tasks, self.users))
-                return write_records(self.work / "tasks.tsv", list(records))
+        def data() -> Path:
+            records = asyncio.run(current_tasks(self.target.tasks, self.users))
+            return write_records(self.work / "tasks.tsv", list(records))
 
-            report.rows.append(
-                Row(
-                    "PATCH /api/tasks/{id} (If-Match)",
-                    route,
-                    self.wrk(base, "patch_task.lua", data),
-                )
-            )
-            report.rows.append(
-                Row("POST /api/tasks/{id}/move", route, self.wrk(base, "move_task.lua", data))
-            )
+        for route, base in self.routes("tasks"):
+            rows = [
+                self.row("POST /api/tasks", route, "tasks", base, "create_task.lua", tokens),
+                self.row(
+                    "PATCH /api/tasks/{id} (If-Match)", route, "tasks", base, "patch_task.lua", data
+                ),
+                self.row("POST /api/tasks/{id}/move", route, "tasks", base, "move_task.lua", data),
+            ]
+            report.rows.extend(rows)
 
     def refresh_scenario(self, report: Report) -> None:
-        for route, base in (("direct", self.target.auth), ("gateway", self.target.gateway)):
+        for route, base in self.routes("auth"):
             tokens = asyncio.run(
                 fresh_refresh_tokens(self.target.auth, self.users, self.args.connections * 2)
             )
             data = write_records(self.work / "refresh.tsv", [(t,) for t in tokens])
             report.rows.append(
-                Row("POST /auth/refresh", route, self.wrk(base, "refresh.lua", data))
+                self.row("POST /auth/refresh", route, "auth", base, "refresh.lua", data)
             )
 
     def login_scenario(self, report: Report) -> None:
         credentials = write_records(
             self.work / "logins.tsv", [(u.username, u.password) for u in self.users]
         )
-        for route, base in (("direct", self.target.auth), ("gateway", self.target.gateway)):
+        for route, base in self.routes("auth"):
             with ThreadPoolExecutor(max_workers=2) as pool:
-                login = pool.submit(self.wrk, base, "login.lua", credentials)
+                login = pool.submit(
+                    self.row, "POST /auth/login", route, "auth", base, "login.lua", credentials
+                )
                 health = pool.submit(
                     probe, f"{self.target.auth}/health/live", self.args.duration, 20.0
                 )
-                report.rows.append(Row("POST /auth/login", route, login.result()))
+                report.rows.append(login.result())
                 result = health.result()
                 report.extra[f"health_live_during_login_{route}"] = asdict(result)
 
     def reference(self, report: Report) -> None:
         process, url = _start_reference(self.target, self.work)
+        self.pids["reference"] = process.pid
         try:
-            result = self.wrk(url, "bearer_get.lua", self.tokens_file(), "/api/tasks?limit=20")
-            report.rows.append(Row("reference: bare ASGI + PyJWT + asyncpg", "direct", result))
+            report.rows.append(
+                self.row(
+                    "reference: bare ASGI + PyJWT + asyncpg",
+                    "direct",
+                    "reference",
+                    url,
+                    "bearer_get.lua",
+                    self.tokens_file(),
+                    "/api/tasks?limit=20",
+                )
+            )
         finally:
             terminate(process)
+
+
+def _per_request(clock: CpuClock, before: float, requests: int) -> float | None:
+    if clock.process is None:
+        return None
+    return round((clock.read() - before) * 1000 / requests, 3)
 
 
 def main() -> int:
@@ -331,6 +386,8 @@ def main() -> int:
                 "route": r.route,
                 "rps": round(r.result.rps, 1),
                 **asdict(r.result),
+                "cpu_ms_per_request": r.cpu_ms_per_request,
+                "gateway_cpu_ms_per_request": r.gateway_cpu_ms_per_request,
             }
             for r in report.rows
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -10,8 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tasks_factories import AuthServer, User, create_task, metric, running_app, tasks_settings
 
+from taskgate_common.database import DriverConnections
 from taskgate_devstack.databases import recreate_database
 from taskgate_devstack.postgres import EmbeddedPostgres, free_port
 from tasks_service.migrate import upgrade
@@ -143,3 +147,47 @@ async def test_request_ids_are_echoed(client: httpx.AsyncClient, alice: User) ->
     assert response.headers["X-Request-ID"] == "abc-123"
     generated = await client.get("/api/tasks", headers=alice.headers)
     assert len(generated.headers["X-Request-ID"]) == 32
+
+
+async def test_connections_the_server_closed_are_skipped_without_an_error(
+    client: httpx.AsyncClient, alice: User, tasks_db: AsyncEngine
+) -> None:
+    """An operator killing the service's sessions (or a failover) costs no failed request:
+    the pool hands out only connections whose socket is still open."""
+    await create_task(client, alice, title="kept")
+    async with tasks_db.connect() as admin:
+        killed = await admin.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'taskgate-tasks'"
+            )
+        )
+    assert killed
+    await asyncio.sleep(0.2)  # asyncpg sees the sockets close
+    for _ in range(3):
+        response = await client.get("/api/tasks", headers=alice.headers)
+        assert response.status_code == 200
+        assert "kept" in [task["title"] for task in response.json()["items"]]
+
+
+async def test_a_connection_abandoned_inside_a_transaction_is_not_reused(
+    tasks_database_url: str,
+) -> None:
+    """A request cancelled between BEGIN and COMMIT must not hand its open transaction (and
+    its locks) to the next request on that connection."""
+    engine = create_async_engine(tasks_database_url, pool_size=1, max_overflow=0)
+    connections = DriverConnections(engine, attempts=3)
+
+    async def cancelled_mid_transaction() -> None:
+        async with connections.connect() as connection:
+            await connection.execute("BEGIN; SELECT pg_advisory_xact_lock(42)")
+            raise asyncio.CancelledError
+
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled_mid_transaction()
+        async with connections.connect() as connection:
+            assert not connection.is_in_transaction()
+            assert await connection.fetchval("SELECT pg_try_advisory_xact_lock(42)")
+    finally:
+        await engine.dispose()

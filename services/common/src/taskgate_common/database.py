@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager, suppress
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from taskgate_common.errors import DatabaseUnavailable
 from taskgate_common.settings import ServiceSettings
@@ -78,45 +79,49 @@ class DriverConnections:
     """
 
     def __init__(self, engine: AsyncEngine, attempts: int) -> None:
-        # AUTOCOMMIT: SQLAlchemy never opens a transaction of its own on these connections.
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The pool itself, not `engine.connect()`: a Connection object per checkout cost
+        # 0.04 ms here. SQLAlchemy never begins a transaction on these connections (no
+        # statement goes through it), so returning one to the pool costs no round trip.
+        self._pool = engine.sync_engine.pool
         # Enough to skip every dead connection the pool may hold after a database restart.
         self._attempts = attempts
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[asyncpg.Connection]:
         """One connection, each statement its own transaction."""
-        async with self._checkout() as pooled:
-            raw = await pooled.get_raw_connection()
-            connection: asyncpg.Connection = raw.driver_connection
-            try:
-                yield connection
-            except _BROKEN_CONNECTION as exc:
-                await pooled.invalidate(exc)
-                raise DatabaseUnavailable(type(exc).__name__) from exc
-            except _OVERLOADED as exc:
-                raise DatabaseUnavailable(type(exc).__name__) from exc
-            finally:
-                if not pooled.invalidated and connection.is_in_transaction():
-                    # Only if cancelled between BEGIN and COMMIT/ROLLBACK: never hand a
-                    # connection inside someone's transaction to the next request.
-                    await pooled.invalidate()
+        pooled = await self._checkout()
+        connection: asyncpg.Connection = pooled.driver_connection
+        try:
+            yield connection
+        except _BROKEN_CONNECTION as exc:
+            await greenlet_spawn(pooled.invalidate, exc)
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+        except _OVERLOADED as exc:
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+        finally:
+            if pooled.is_valid and connection.is_in_transaction():
+                # Only if cancelled between BEGIN and COMMIT/ROLLBACK: never hand a
+                # connection inside someone's transaction to the next request.
+                await greenlet_spawn(pooled.invalidate)
+            await greenlet_spawn(pooled.close)  # back to the pool (or closed, if invalid)
 
-    @asynccontextmanager
-    async def _checkout(self) -> AsyncIterator[AsyncConnection]:
+    async def _checkout(self) -> PoolProxiedConnection:
         """A pooled connection whose socket is still open.
 
         asyncpg notices when the server closes a socket, so after a database restart the dead
         pooled connections are skipped here without a round trip (a pre-ping for free).
+        Failing to get one at all (pool timeout, refused or timed-out connect) is a 503.
         """
         for _ in range(self._attempts):
-            async with self._engine.connect() as pooled:
-                raw = await pooled.get_raw_connection()
-                if raw.driver_connection is None or raw.driver_connection.is_closed():
-                    await pooled.invalidate()
-                    continue
-                yield pooled
-                return
+            try:
+                pooled = await greenlet_spawn(self._pool.connect)
+            except Exception as exc:
+                raise DatabaseUnavailable(type(exc).__name__) from exc
+            driver = pooled.driver_connection
+            if driver is not None and not driver.is_closed():
+                return pooled
+            await greenlet_spawn(pooled.invalidate)
+            await greenlet_spawn(pooled.close)
         raise DatabaseUnavailable("every pooled connection was closed by the server")
 
     @asynccontextmanager
