@@ -16,6 +16,7 @@ from auth_service.core.passwords import PasswordHasher
 from auth_service.core.signing_keys import KeyRing
 from auth_service.core.throttle import CredentialLimits
 from auth_service.metrics import AuthMetrics
+from taskgate_common.database import DriverConnections
 
 
 @dataclass
@@ -23,6 +24,7 @@ class AuthContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    db: DriverConnections  # driver-level SQL for the refresh exchange (the hot path)
     keys: KeyRing
     hasher: PasswordHasher
     registry: CollectorRegistry

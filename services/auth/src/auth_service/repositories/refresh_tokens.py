@@ -1,16 +1,18 @@
-"""SQL for refresh sessions (token families) and the refresh tokens in them."""
+"""SQL for refresh sessions (token families) and the refresh tokens in them.
+
+The exchange itself (lock, spend, add the successor) is in `refresh_rotation.py`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.models import RefreshSession, RefreshToken, User
+from auth_service.models import RefreshSession, RefreshToken
 
 
 def hash_token(token: str) -> bytes:
@@ -36,51 +38,6 @@ async def add_token(
     session.add(row)
     await session.flush()
     return row
-
-
-@dataclass(frozen=True)
-class LockedToken:
-    token: RefreshToken
-    family: RefreshSession
-    user: User
-
-
-async def lock_by_hash(session: AsyncSession, token_hash: bytes) -> LockedToken | None:
-    """The token, its family and its user; the token and family rows stay locked until commit.
-
-    Concurrent exchanges of one token queue on the token row; when the first commits, the
-    others read the row again and find it spent, so exactly one of them rotates it.
-    """
-    result = await session.execute(
-        select(RefreshToken, RefreshSession, User)
-        .join(RefreshSession, RefreshSession.id == RefreshToken.session_id)
-        .join(User, User.id == RefreshSession.user_id)
-        .where(RefreshToken.token_hash == token_hash)
-        .with_for_update(of=[RefreshToken, RefreshSession])
-        .execution_options(populate_existing=True)
-    )
-    row = result.one_or_none()
-    if row is None:
-        return None
-    token, family, user = row
-    return LockedToken(token, family, user)
-
-
-async def spend(
-    session: AsyncSession,
-    locked: LockedToken,
-    now: datetime,
-    family_expires_at: datetime,
-) -> None:
-    """Mark the token used; the family lives on until its newest token expires."""
-    await session.execute(
-        update(RefreshToken).where(RefreshToken.id == locked.token.id).values(spent_at=now)
-    )
-    await session.execute(
-        update(RefreshSession)
-        .where(RefreshSession.id == locked.family.id)
-        .values(expires_at=family_expires_at)
-    )
 
 
 async def session_id_of(session: AsyncSession, token_hash: bytes) -> uuid.UUID | None:

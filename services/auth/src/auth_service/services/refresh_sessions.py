@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service.context import AuthContext
 from auth_service.core.access_tokens import issue_access_token
 from auth_service.models import RefreshSession, User
-from auth_service.repositories import refresh_tokens
-from auth_service.repositories.refresh_tokens import LockedToken, hash_token
+from auth_service.repositories import refresh_rotation, refresh_tokens
+from auth_service.repositories.refresh_rotation import LockedRefresh
+from auth_service.repositories.refresh_tokens import hash_token
 from auth_service.schemas import TokenPair
 from auth_service.services.access import unauthorized
 from taskgate_common.errors import ApiError
@@ -56,19 +58,57 @@ async def _new_pair(
     now: datetime,
     refresh_expires_at: datetime,
 ) -> TokenPair:
-    settings = ctx.settings
     refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
     await refresh_tokens.add_token(
         db, session_id=family.id, token=refresh_token, expires_at=refresh_expires_at
     )
+    return _pair(
+        ctx,
+        user.id,
+        user.role.value,
+        user.token_version,
+        family.id,
+        refresh_token,
+        now,
+        refresh_expires_at,
+    )
+
+
+def _rotated_pair(
+    ctx: AuthContext, locked: LockedRefresh, successor: str, now: datetime, expires_at: datetime
+) -> TokenPair:
+    return _pair(
+        ctx,
+        locked.user_id,
+        locked.user_role.value,
+        locked.user_token_version,
+        locked.session_id,
+        successor,
+        now,
+        expires_at,
+    )
+
+
+def _pair(
+    ctx: AuthContext,
+    user_id: uuid.UUID,
+    role: str,
+    token_version: int,
+    session_id: uuid.UUID,
+    refresh_token: str,
+    now: datetime,
+    refresh_expires_at: datetime,
+) -> TokenPair:
+    """A new access token next to a refresh token already stored."""
+    settings = ctx.settings
     access_token = issue_access_token(
         ctx.keys,
         issuer=settings.issuer,
         audience=settings.token_audience,
-        subject=user.id,
-        session_id=family.id,
-        role=user.role.value,
-        token_version=user.token_version,
+        subject=user_id,
+        session_id=session_id,
+        role=role,
+        token_version=token_version,
         ttl_seconds=settings.access_token_ttl_seconds,
         now=int(now.timestamp()),
     )
@@ -99,16 +139,16 @@ async def start_session(db: AsyncSession, ctx: AuthContext, user: User) -> Token
     return await _new_pair(db, ctx, user, family, now, expires_at)
 
 
-def _failure(locked: LockedToken | None, now: datetime) -> RefreshFailure | None:
+def _failure(locked: LockedRefresh | None, now: datetime) -> RefreshFailure | None:
     if locked is None:
         return RefreshFailure.INVALID
-    if not locked.user.is_active:
+    if not locked.user_is_active:
         return RefreshFailure.USER_INACTIVE
-    if locked.token.spent_at is not None:
+    if locked.token_spent_at is not None:
         return RefreshFailure.REUSED
-    if locked.family.revoked_at is not None:
+    if locked.session_revoked_at is not None:
         return RefreshFailure.REVOKED
-    if locked.token.expires_at <= now or locked.family.expires_at <= now:
+    if locked.token_expires_at <= now or locked.session_expires_at <= now:
         return RefreshFailure.EXPIRED
     return None
 
@@ -117,16 +157,17 @@ async def refresh(ctx: AuthContext, token: str) -> TokenPair:
     """Exchange a refresh token for a new pair, or raise the 401 that says why not."""
     now = datetime.now(UTC)
     pair: TokenPair | None = None
-    async with ctx.sessions() as db, db.begin():
-        locked = await refresh_tokens.lock_by_hash(db, hash_token(token))
+    async with ctx.db.transaction() as db:
+        locked = await refresh_rotation.lock_by_hash(db, hash_token(token))
         failure = _failure(locked, now)
         if locked is not None and failure is RefreshFailure.REUSED:
-            if await refresh_tokens.revoke_session(db, locked.family.id, now, "reuse"):
+            if await refresh_rotation.revoke_session(db, locked.session_id, now, "reuse"):
                 ctx.metrics.sessions_revoked.labels(reason="reuse").inc()
         elif locked is not None and failure is None:
-            expires_at = _refresh_expiry(ctx, now, locked.family.created_at)
-            await refresh_tokens.spend(db, locked, now, expires_at)
-            pair = await _new_pair(db, ctx, locked.user, locked.family, now, expires_at)
+            expires_at = _refresh_expiry(ctx, now, locked.session_created_at)
+            successor = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+            await refresh_rotation.rotate(db, locked, now, expires_at, hash_token(successor))
+            pair = _rotated_pair(ctx, locked, successor, now, expires_at)
     # Committed: a reuse revocation must stick even though the answer is an error.
     if failure is not None:
         ctx.metrics.refreshes.labels(result=failure.result).inc()
@@ -135,7 +176,7 @@ async def refresh(ctx: AuthContext, token: str) -> TokenPair:
             assert locked is not None
             logger.warning(
                 "refresh token reuse detected; session revoked",
-                extra={"user_id": str(locked.user.id), "session_id": str(locked.family.id)},
+                extra={"user_id": str(locked.user_id), "session_id": str(locked.session_id)},
             )
         raise failure.error()
     assert pair is not None
