@@ -6,7 +6,8 @@ PYTHON ?= python3
 # uv from PATH, else a private copy installed with pip into .tools/ on first use.
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
-TEST_SUITES := services/auth/tests services/tasks/tests tests/e2e tests/deploy
+TEST_SUITES := services/auth/tests services/tasks/tests tests/e2e tests/deploy tests/soak
+SOAK_SECONDS ?= 600
 
 .PHONY: help
 help: ## list the targets
@@ -25,6 +26,10 @@ install: $(UV) ## install the workspace (uv sync from uv.lock)
 test: install ## run every test (services and end to end), on embedded PostgreSQL
 	$(UV) run pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+
+.PHONY: soak
+soak: install ## long mixed load with database restarts (SOAK_SECONDS, default 600; docs/reliability.md)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(UV) run pytest tests/soak -s -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: dev
 dev: install ## run the whole stack locally (no Docker); data kept in .data/

@@ -106,8 +106,12 @@ def test_the_gateway_mounts_the_same_files_make_dev_uses(compose: dict[str, Any]
     assert env == {
         "TASKGATE_AUTH_URL": "http://auth:8000",
         "TASKGATE_TASKS_URL": "http://tasks:8000",
+        "TASKGATE_CORS_ORIGINS": "${CORS_ORIGINS:-}",  # the services' origins (AUTH_/TASKS_)
         "TASKGATE_RATE_LIMIT_REDIS": "redis:6379",
     }
+    for service in ("auth", "tasks"):
+        cors = compose["services"][service]["environment"][f"{service.upper()}_CORS_ORIGINS"]
+        assert cors == env["TASKGATE_CORS_ORIGINS"]
 
 
 def test_database_volumes_are_named(compose: dict[str, Any]) -> None:
@@ -271,3 +275,33 @@ def test_the_dev_stack_trusts_the_gateway_on_loopback() -> None:
     devstack = tomllib.loads((ROOT / "deploy" / "devstack.toml").read_text())
     assert devstack["services"]["auth"]["env"]["AUTH_TRUSTED_PROXIES"] == "127.0.0.1"
     assert devstack["services"]["tasks"]["env"]["TASKS_TRUSTED_PROXIES"] == "127.0.0.1"
+
+
+def test_every_router_renders_gateway_errors_as_json(compose: dict[str, Any]) -> None:
+    """The json-errors local plugin is declared, present where Traefik looks for it (Compose:
+    `/plugins-local` in the working directory `/`), and first on every router."""
+    static = yaml.safe_load((ROOT / "gateway" / "traefik.yml").read_text())
+    module = static["experimental"]["localPlugins"]["jsonerrors"]["moduleName"]
+    source = ROOT / "gateway" / "plugins-local" / "src" / module
+    manifest = yaml.safe_load((source / ".traefik.yml").read_text())
+    assert manifest["type"] == "middleware"
+    assert manifest["import"] == module
+    assert (source / "go.mod").read_text().startswith(f"module {module}\n")
+    package = module.rsplit("/", 1)[-1]
+    assert f"package {package}\n" in (source / f"{package}.go").read_text()
+    traefik = compose["services"]["traefik"]
+    assert traefik["working_dir"] == "/"
+    assert "./gateway/plugins-local:/plugins-local:ro" in traefik["volumes"]
+    text = (ROOT / "gateway" / "dynamic" / "taskgate.yml").read_text()
+    http = yaml.safe_load(render_env_defaults(text))["http"]
+    assert http["middlewares"]["json-errors"] == {
+        "plugin": {
+            "jsonerrors": {
+                "bodyLimit": "1 MiB",
+                "allowedOrigins": '{{ env "TASKGATE_CORS_ORIGINS" }}',
+            }
+        }
+    }
+    assert http["middlewares"]["body-limit"]["buffering"]["maxRequestBodyBytes"] == 1024 * 1024
+    for name, router in http["routers"].items():
+        assert router["middlewares"][0] == "json-errors", name

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import tempfile
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from e2e_support import temporary_stack
 
-from taskgate_devstack.postgres import free_port
-from taskgate_devstack.stack import DevStack, StackConfig
+from taskgate_devstack.stack import DevStack
 
 _source_ips = itertools.count(0)
 
@@ -36,18 +34,8 @@ E2E_APP_LIMITS = {
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
-    config = StackConfig.load()
-    for name in config.ports:
-        config.ports[name] = free_port()
-    for service in config.services:
-        service.env.update(E2E_APP_LIMITS.get(service.name, {}))
-    data_dir = Path(tempfile.mkdtemp(prefix="taskgate-e2e-"))
-    dev_stack = DevStack(config, data_dir, logs_to_files=True, fast_unsafe_postgres=True)
-    dev_stack.start()
-    try:
+    with temporary_stack(E2E_APP_LIMITS, prefix="taskgate-e2e-") as dev_stack:
         yield dev_stack
-    finally:
-        dev_stack.destroy()  # logs stay in data_dir for inspection; database files go
 
 
 @pytest.fixture(scope="session")

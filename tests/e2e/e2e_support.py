@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import itertools
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
+from taskgate_devstack.postgres import free_port
+from taskgate_devstack.stack import DevStack, StackConfig
+
 _numbers = itertools.count(1)
+
+
+@contextmanager
+def temporary_stack(
+    app_env: dict[str, dict[str, str]], prefix: str, fast_unsafe_postgres: bool = True
+) -> Iterator[DevStack]:
+    """The `make dev` stack on free ports in a temporary directory, with extra environment
+    per service (e.g. raised app rate limits); logs stay in its directory, databases go."""
+    config = StackConfig.load()
+    for name in config.ports:
+        config.ports[name] = free_port()
+    for service in config.services:
+        service.env.update(app_env.get(service.name, {}))
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    stack = DevStack(
+        config, data_dir, logs_to_files=True, fast_unsafe_postgres=fast_unsafe_postgres
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.destroy()
 
 
 @dataclass

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+import os
 import re
+import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +26,12 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 from auth_service.core.signing_keys import SigningKey, load_signing_key
-from taskgate_devstack.stack import DevStack
+from taskgate_devstack.gateway import render_static_config, start_traefik, write_static_config
+from taskgate_devstack.postgres import free_port
+from taskgate_devstack.processes import terminate
+from taskgate_devstack.stack import REPO_ROOT, DevStack
+
+GATEWAY_DIR = REPO_ROOT / "gateway"
 
 _own_ips = itertools.count(0)
 
@@ -194,37 +201,102 @@ async def raw_request(
     timeout: float = 60.0,
 ) -> tuple[int, bytes]:
     """Send a request over a bare socket, reading the answer while the body is still being
-    written; returns (status, first bytes of the answer). For servers that answer early."""
+    written; returns (status, the answer's headers and first bytes of its body). For servers
+    that answer early."""
     url = httpx.URL(base_url)
     n = next(_own_ips)
-    reader, writer = await asyncio.open_connection(
-        url.host, url.port, local_addr=(f"127.1.{n // 250}.{n % 250 + 2}", 0)
-    )
+    source = (f"127.1.{n // 250}.{n % 250 + 2}", 0)
     head = [f"{method} {path} HTTP/1.1", f"Host: {url.host}:{url.port}"]
     head += [f"{name}: {value}" for name, value in headers.items()]
     head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-    writer.write("\r\n".join(head).encode())
-
-    # Only the start of the body, then wait for the answer: a server that refuses the body by
-    # its Content-Length answers at once, and writing on after it closed would make it reset
-    # the connection, which can discard the answer before it is read. A server that wants the
-    # body gets the rest.
-    writer.write(body[:65536])
-    await writer.drain()
-    try:
-        async with asyncio.timeout(timeout):
-            try:
-                status_line = await asyncio.wait_for(reader.readline(), 5.0)
-            except TimeoutError:
-                writer.write(body[65536:])
-                await writer.drain()
-                status_line = await reader.readline()
-            try:
-                rest = await reader.read(4096)
-            except ConnectionError:
-                rest = b""
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+    request = "\r\n".join(head).encode()
+    # A blocking socket in a thread: a server that refuses the body closes with it unread, so
+    # its answer is followed by a reset; Linux still hands over the data received before the
+    # reset (asyncio's streams would raise the reset first and drop it).
+    answer = await asyncio.to_thread(
+        _exchange, (str(url.host), int(url.port or 80)), source, request, body, timeout
+    )
+    status_line, _, rest = answer.partition(b"\r\n")
     return int(status_line.split()[1]), rest
+
+
+def _exchange(
+    address: tuple[str, int],
+    source: tuple[str, int],
+    request: bytes,
+    body: bytes,
+    timeout: float,
+) -> bytes:
+    with socket.create_connection(address, timeout=timeout, source_address=source) as sock:
+        sock.sendall(request)
+        # Only the start of the body, then wait for the answer: a server that refuses the body
+        # by its Content-Length answers at once, and writing on after it closed would only
+        # break the pipe. A server that wants the body gets the rest.
+        sock.sendall(body[:65536])
+        sock.settimeout(5.0)
+        received = b""
+        try:
+            received = sock.recv(65536)
+        except TimeoutError:
+            sock.settimeout(timeout)
+            sock.sendall(body[65536:])
+        sock.settimeout(timeout)
+        while len(received) < 65536:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+@dataclass
+class PrivateGateway:
+    """A Traefik of a test's own, from the real gateway files, with its own upstreams."""
+
+    url: str
+    ping_url: str
+    access_log: Path
+    process: Any
+
+
+@asynccontextmanager
+async def private_gateway(
+    stack: DevStack,
+    workdir: Path,
+    upstreams: dict[str, str] | None = None,
+    dynamic_dir: Path = GATEWAY_DIR / "dynamic",
+    tweak: Callable[[dict[str, Any]], None] | None = None,
+) -> AsyncIterator[PrivateGateway]:
+    """Start Traefik with `gateway/traefik.yml` (changed by `tweak`) and `dynamic_dir`, on
+    free ports; `upstreams` sets TASKGATE_* variables (by default the stack's auth and tasks).
+    Ready once it routes to auth; stopped on exit."""
+    ports = {name: free_port() for name in ("gateway", "gateway_ping", "gateway_metrics")}
+    access_log = workdir / "access.log"
+    config = render_static_config(GATEWAY_DIR / "traefik.yml", dynamic_dir, ports, access_log)
+    if tweak is not None:
+        tweak(config)
+    static = write_static_config(config, workdir / "traefik.yml")
+    env = dict(os.environ)
+    env.update({"TASKGATE_AUTH_URL": stack.url("auth"), "TASKGATE_TASKS_URL": stack.url("tasks")})
+    env.update(upstreams or {})
+    process = start_traefik(GATEWAY_DIR / "traefik.yml", static, env, workdir / "traefik.log")
+    gateway = PrivateGateway(
+        f"http://127.0.0.1:{ports['gateway']}",
+        f"http://127.0.0.1:{ports['gateway_ping']}/ping",
+        access_log,
+        process,
+    )
+    try:
+        async with own_ip_client(gateway.url) as client:
+
+            async def routes() -> bool:
+                response = await client.get("/auth/.well-known/jwks.json")
+                return response.status_code == 200
+
+            await wait_until(routes, timeout=30.0)
+        yield gateway
+    finally:
+        await asyncio.to_thread(terminate, process)

@@ -28,14 +28,13 @@ from reliability_support import (
     assert_error_shape,
     gateway_routes_again,
     own_ip_client,
+    private_gateway,
     stack_signing_key,
     wait_until,
 )
 
 from auth_service.core.signing_keys import write_new_key
-from taskgate_devstack.gateway import render_static_config, traefik_binary, write_static_config
-from taskgate_devstack.postgres import free_port
-from taskgate_devstack.processes import spawn, terminate
+from taskgate_devstack.processes import terminate
 from taskgate_devstack.stack import REPO_ROOT, DevStack
 
 _titles = itertools.count(1)
@@ -394,83 +393,59 @@ async def test_gateway_survives_an_upstream_dying_mid_request_and_retries_reads(
     assert created.status_code == 201
     upstream = DyingUpstream()
     async with upstream as dying_url:
-        ports = {name: free_port() for name in ("gateway", "gateway_ping", "gateway_metrics")}
         _dynamic_config_with_two_tasks_upstreams(tmp_path / "dynamic")
-        config = render_static_config(
-            REPO_ROOT / "gateway" / "traefik.yml",
-            tmp_path / "dynamic",
-            ports,
-            tmp_path / "access.log",
-        )
-        static = write_static_config(config, tmp_path / "traefik.yml")
-        import os
-
-        env = dict(os.environ)
-        env.update(
-            {
-                "TASKGATE_AUTH_URL": stack.url("auth"),
-                "TASKGATE_TASKS_URL": stack.url("tasks"),
-                "TASKGATE_DYING_URL": dying_url,
-            }
-        )
-        process = spawn(
-            [str(traefik_binary()), f"--configFile={static}"],
-            env,
-            tmp_path / "traefik.log",
-            REPO_ROOT,
-        )
-        try:
-            async with own_ip_client(f"http://127.0.0.1:{ports['gateway']}") as own:
-
-                async def routes() -> bool:
-                    response = await own.get("/auth/.well-known/jwks.json")
-                    return response.status_code == 200
-
-                await wait_until(routes, timeout=30.0)
-                # 1. An upstream that dies mid-request (the request was sent, the connection
-                # is reset): Traefik does not replay a request it already sent, so those
-                # calls get 502; the gateway itself stays up and keeps serving.
-                statuses: Counter[int] = Counter()
-                for _ in range(20):
-                    response = await own.get("/api/tasks", headers=account.headers)
-                    statuses[response.status_code] += 1
-                    if response.status_code == 200:
-                        assert [t["title"] for t in response.json()["items"]] == ["kept"]
-                    else:
-                        assert response.status_code == 502
-                assert upstream.api_requests >= 5
-                assert statuses[200] >= 5
-                posted: Counter[int] = Counter()
-                for i in range(6):
-                    response = await own.post(
-                        "/api/tasks", json={"title": f"post {i}"}, headers=account.headers
-                    )
-                    posted[response.status_code] += 1
-                assert set(posted) <= {201, 502}
-                ping = await own.get(f"http://127.0.0.1:{ports['gateway_ping']}/ping")
-                assert ping.status_code == 200
-                assert process.poll() is None
-                # 2. The upstream is gone (connection refused): every idempotent request is
-                # retried on the healthy upstream and succeeds.
-                await upstream.kill()
-                retried: Counter[int] = Counter()
-                for _ in range(20):
-                    response = await own.get("/api/tasks", headers=account.headers)
-                    retried[response.status_code] += 1
-                assert retried == Counter({200: 20})
-                # Traefik's access log names the upstream that answered each request.
-                lines = (tmp_path / "access.log").read_text().splitlines()[-20:]
-                answered_by = Counter(json.loads(line).get("ServiceURL") for line in lines)
-                retries = sum(json.loads(line).get("RetryAttempts", 0) for line in lines)
-                assert dying_url not in answered_by
-                listing = await all_tasks(own, account.headers)
-                titles = Counter(task["title"] for task in listing)
-                assert all(count == 1 for count in titles.values())
-                assert len(listing) == 1 + posted[201]  # nothing applied twice
-                print(
-                    f"\ndying upstream: GET {dict(statuses)} (it was hit "
-                    f"{upstream.api_requests}x), POST {dict(posted)}; after it died: GET "
-                    f"{dict(retried)}, Traefik retry attempts {retries}"
+        async with (
+            private_gateway(
+                stack,
+                tmp_path,
+                {"TASKGATE_DYING_URL": dying_url},
+                dynamic_dir=tmp_path / "dynamic",
+            ) as own_gateway,
+            own_ip_client(own_gateway.url) as own,
+        ):
+            # 1. An upstream that dies mid-request (the request was sent, the connection
+            # is reset): Traefik does not replay a request it already sent, so those
+            # calls get 502; the gateway itself stays up and keeps serving.
+            statuses: Counter[int] = Counter()
+            for _ in range(20):
+                response = await own.get("/api/tasks", headers=account.headers)
+                statuses[response.status_code] += 1
+                if response.status_code == 200:
+                    assert [t["title"] for t in response.json()["items"]] == ["kept"]
+                else:  # Traefik's own 502, in the design's error shape
+                    assert response.status_code == 502
+                    assert assert_error_shape(response)["code"] == "bad_gateway"
+            assert upstream.api_requests >= 5
+            assert statuses[200] >= 5
+            posted: Counter[int] = Counter()
+            for i in range(6):
+                response = await own.post(
+                    "/api/tasks", json={"title": f"post {i}"}, headers=account.headers
                 )
-        finally:
-            terminate(process)
+                posted[response.status_code] += 1
+            assert set(posted) <= {201, 502}
+            ping = await own.get(own_gateway.ping_url)
+            assert ping.status_code == 200
+            assert own_gateway.process.poll() is None
+            # 2. The upstream is gone (connection refused): every idempotent request is
+            # retried on the healthy upstream and succeeds.
+            await upstream.kill()
+            retried: Counter[int] = Counter()
+            for _ in range(20):
+                response = await own.get("/api/tasks", headers=account.headers)
+                retried[response.status_code] += 1
+            assert retried == Counter({200: 20})
+            # Traefik's access log names the upstream that answered each request.
+            lines = own_gateway.access_log.read_text().splitlines()[-20:]
+            answered_by = Counter(json.loads(line).get("ServiceURL") for line in lines)
+            retries = sum(json.loads(line).get("RetryAttempts", 0) for line in lines)
+            assert dying_url not in answered_by
+            listing = await all_tasks(own, account.headers)
+            titles = Counter(task["title"] for task in listing)
+            assert all(count == 1 for count in titles.values())
+            assert len(listing) == 1 + posted[201]  # nothing applied twice
+            print(
+                f"\ndying upstream: GET {dict(statuses)} (it was hit "
+                f"{upstream.api_requests}x), POST {dict(posted)}; after it died: GET "
+                f"{dict(retried)}, Traefik retry attempts {retries}"
+            )

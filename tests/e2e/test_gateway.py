@@ -96,6 +96,7 @@ async def test_oversized_body_is_refused_at_the_edge(gateway: httpx.AsyncClient)
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"  # JSON, though Traefik made it
 
 
 async def test_burst_of_logins_from_one_ip_is_rate_limited(gateway: httpx.AsyncClient) -> None:
@@ -104,6 +105,7 @@ async def test_burst_of_logins_from_one_ip_is_rate_limited(gateway: httpx.AsyncC
     statuses = [r.status_code for r in responses]
     assert 429 in statuses
     assert set(statuses) <= {401, 429}
+    assert {r.json()["code"] for r in responses if r.status_code == 429} == {"rate_limited"}
     assert statuses.count(401) <= 15  # burst 10, plus what refills during the burst
 
 

@@ -194,8 +194,9 @@ async def test_non_utf8_and_odd_authorization_headers_are_401(
 ) -> None:
     response = await gateway.get(path, headers={b"Authorization": raw})
     if response.status_code == 400:
-        # A control character in a header value: Traefik's HTTP parser refuses the request
-        # before routing it (its own plain-text 400); nothing reaches a service.
+        # A control character in a header value: Traefik's HTTP server refuses the request
+        # before routing it, so before any middleware: its own plain-text 400 (the one gateway
+        # error that is not JSON, docs/architecture.md); nothing reaches a service.
         assert b"\x7f" in raw, response.text
         return
     assert response.status_code == 401, (raw, response.text[:300])
@@ -320,6 +321,9 @@ async def test_ten_megabyte_bodies_are_413_at_the_gateway(
         b'{"title": "' + b"x" * TEN_MB + b'"}',
     )
     assert status == 413, body[:300]
+    # The gateway's own 413 in the design's shape (the json-errors plugin).
+    assert b"content-type: application/json" in body.lower(), body[:300]
+    assert b'"code":"payload_too_large"' in body, body[:300]
     assert (await gateway.get("/api/tasks", headers=body_account.headers)).status_code == 200
 
 

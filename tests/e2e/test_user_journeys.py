@@ -107,5 +107,6 @@ async def test_tasks_keeps_accepting_tokens_while_auth_is_down(
             "/auth/login", json={"username": account.username, "password": account.password}
         )
         assert login.status_code in (502, 503)
+        assert login.json()["code"] in ("bad_gateway", "service_unavailable")  # gateway-made
     finally:
         await asyncio.to_thread(stack.start_service, "auth")

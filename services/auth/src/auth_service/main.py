@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
     )
 
     def checks() -> dict[str, HealthCheck]:
-        return {"database": database_check(ctx.engine)}
+        return {"database": database_check(ctx.db)}
 
     install_platform(
         app,

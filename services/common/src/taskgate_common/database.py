@@ -1,4 +1,5 @@
-"""The async engine and session factory, configured the same way in both services."""
+"""The async engine, its ORM sessions and its driver-level connections, set up alike in both
+services."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import asyncpg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -49,18 +49,14 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def ping(engine: AsyncEngine, timeout: float = 2.0) -> None:
-    """Raise unless the database answers `SELECT 1` within `timeout` seconds."""
-    async with asyncio.timeout(timeout), engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
-
-
 # Raised by asyncpg when the connection itself failed (not the statement): the connection is
 # thrown away and the client gets a 503. A statement timeout is a 503 too (an overloaded
 # database), but the connection stays good.
 _BROKEN_CONNECTION = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # "another operation is in progress": the protocol is out of step with the server.
+    asyncpg.InternalClientError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     OSError,
@@ -98,12 +94,22 @@ class DriverConnections:
             raise DatabaseUnavailable(type(exc).__name__) from exc
         except _OVERLOADED as exc:
             raise DatabaseUnavailable(type(exc).__name__) from exc
+        except asyncio.CancelledError:
+            # Cancelled mid-statement (a timeout, a shutdown): the protocol may be half way
+            # through an exchange, and the next user would fail on it. Never reuse it.
+            await greenlet_spawn(pooled.invalidate)
+            raise
         finally:
             if pooled.is_valid and connection.is_in_transaction():
                 # Only if cancelled between BEGIN and COMMIT/ROLLBACK: never hand a
                 # connection inside someone's transaction to the next request.
                 await greenlet_spawn(pooled.invalidate)
             await greenlet_spawn(pooled.close)  # back to the pool (or closed, if invalid)
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Raise unless the database answers `SELECT 1` within `timeout` seconds."""
+        async with asyncio.timeout(timeout), self.connect() as connection:
+            await connection.fetchval("SELECT 1")
 
     async def _checkout(self) -> PoolProxiedConnection:
         """A pooled connection whose socket is still open.

@@ -15,9 +15,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from taskgate_common.database import ping
+from taskgate_common.database import DriverConnections
 from taskgate_common.errors import install_error_handlers
 from taskgate_common.health import HealthCheck, health_router
 from taskgate_common.metrics import install_metrics
@@ -88,9 +87,9 @@ def add_routes(app: FastAPI, *routers: APIRouter) -> None:
         app.router.routes.extend(router.routes)
 
 
-def database_check(engine: AsyncEngine) -> HealthCheck:
+def database_check(db: DriverConnections) -> HealthCheck:
     async def database() -> dict[str, Any] | None:
-        await ping(engine)
+        await db.ping()
         return None
 
     return database

@@ -1,14 +1,17 @@
 """Property-based API fuzzing from a service's own OpenAPI document (schemathesis), for tests.
 
-Schemathesis generates and checks; the requests go through `httpx.ASGITransport` on the test's
-own event loop, because the app's database pool lives on that loop (schemathesis' own ASGI
-client would run the app on another one). Every response must pass: no 5xx, a documented
-status, content type and body, and the design's error shape on every 4xx.
+Schemathesis generates and checks; the requests are sent by the caller's httpx client: in
+process through `httpx.ASGITransport` on the test's own event loop (the services' suites: the
+app's database pool lives on that loop, schemathesis' own ASGI client would run the app on
+another one), or over the network to the real gateway (tests/e2e). Every response must pass:
+no 5xx, a documented status, content type and body, and the design's error shape on every
+error, the gateway's own included.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,9 +36,9 @@ BASE_URL = "http://testserver"
 
 
 def error_shape(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
-    """The design's error body on every 4xx: JSON with string `detail` and `code`, and an
-    `errors` list of `{loc, msg, type}` on a 422."""
-    if not 400 <= response.status_code < 500:
+    """The design's error body on every error (4xx, and 5xx though none may occur): JSON with
+    string `detail` and `code`, and an `errors` list of `{loc, msg, type}` on a 422."""
+    if response.status_code < 400:
         return None
     body = response.json()
     assert isinstance(body, dict), f"error body is not a JSON object: {body!r}"
@@ -60,7 +63,10 @@ CHECKS = [
 
 
 def generate(
-    operation: Any, mode: GenerationMode, own: dict[str, str] | None = None
+    operation: Any,
+    mode: GenerationMode,
+    own: dict[str, str] | None = None,
+    max_examples: int = MAX_EXAMPLES,
 ) -> list[Case[Any]]:
     """Deterministic schemathesis cases for one operation (generation only, no requests).
 
@@ -77,7 +83,7 @@ def generate(
             pinned["path_parameters"] = path_parameters
 
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=max_examples,
         derandomize=True,
         database=None,
         deadline=None,
@@ -96,9 +102,11 @@ def generate(
     return cases
 
 
-def build(http: httpx.AsyncClient, case: Case[Any], auth: dict[str, str]) -> httpx.Request:
+def build(
+    http: httpx.AsyncClient, case: Case[Any], auth: dict[str, str], base_url: str = BASE_URL
+) -> httpx.Request:
     """The case as an httpx request (schemathesis serializes it, with our token)."""
-    kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=auth)
+    kwargs = case.as_transport_kwargs(base_url=base_url, headers=auth)
     content: Any = None
     data: Any = None
     if "json" in kwargs:
@@ -122,18 +130,31 @@ def build(http: httpx.AsyncClient, case: Case[Any], auth: dict[str, str]) -> htt
     )
 
 
+def _body(request: httpx.Request) -> bytes:
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        return b"<streamed>"
+
+
 @dataclass
 class FuzzReport:
     operations: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    # Errors without the X-Request-ID every service answer carries: made by the gateway.
+    gateway_made: Counter[int] = field(default_factory=Counter)
     unsendable: int = 0
+    unrouted: list[Any] = field(default_factory=list)  # operations not fuzzed
     failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     def summary(self, name: str) -> str:
         return (
             f"{name} fuzz: {self.operations} operations, {self.statuses.total()} requests sent "
-            f"({dict(sorted(self.statuses.items()))}), {self.unsendable} unsendable, "
-            f"{len(self.failures)} failures"
+            f"({dict(sorted(self.statuses.items()))}), gateway-made errors "
+            f"{dict(sorted(self.gateway_made.items()))}, {self.unsendable} unsendable, "
+            f"{len(self.unrouted)} operations not routed, "
+            f"{len(self.failures)} failures, {self.seconds:.1f} s"
         )
 
 
@@ -141,20 +162,30 @@ async def fuzz_api(
     http: httpx.AsyncClient,
     openapi_path: str,
     prepare: Callable[[Any], Awaitable[tuple[dict[str, str], dict[str, str] | None]]],
+    base_url: str = BASE_URL,
+    routed: Callable[[Any], bool] = lambda operation: True,
+    max_examples: int = MAX_EXAMPLES,
 ) -> FuzzReport:
-    """Fuzz every operation; `prepare(operation)` gives its (auth headers, pinned path values)."""
+    """Fuzz every operation; `prepare(operation)` gives its (auth headers, pinned path values).
+    `base_url` is where `http` sends (the in-process default, or the gateway's URL); operations
+    `routed` refuses (e.g. `/health` behind the gateway) are listed in `report.unrouted`, not
+    sent."""
+    started = time.monotonic()
     document = (await http.get(openapi_path)).json()
     schema = schemathesis.openapi.from_dict(document)
     report = FuzzReport()
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result
         operation = result.ok()
+        if not routed(operation):
+            report.unrouted.append(operation)
+            continue
         report.operations += 1
         headers, own = await prepare(operation)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            for case in generate(operation, mode, own):
+            for case in generate(operation, mode, own, max_examples):
                 try:
-                    request = build(http, case, headers)
+                    request = build(http, case, headers, base_url)
                 except (httpx.HTTPError, ValueError, UnicodeError):
                     # A request no HTTP client can build (e.g. a control character in a
                     # header): nothing reaches the app.
@@ -162,11 +193,15 @@ async def fuzz_api(
                     continue
                 response = await http.send(request)
                 report.statuses[response.status_code] += 1
+                if response.status_code >= 400 and "x-request-id" not in response.headers:
+                    report.gateway_made[response.status_code] += 1
                 try:
                     case.validate_response(response, checks=CHECKS, headers=headers)
                 except (AssertionError, BaseExceptionGroup) as failure:
                     report.failures.append(
-                        f"{operation.label} [{mode.value}] -> {response.status_code}: "
-                        f"{str(failure)[:600]}"
+                        f"{operation.label} [{mode.value}] {request.method} {request.url} "
+                        f"{_body(request)[:200]!r} -> {response.status_code} "
+                        f"{response.content[:300]!r}: {str(failure)[:600]}"
                     )
+    report.seconds = time.monotonic() - started
     return report

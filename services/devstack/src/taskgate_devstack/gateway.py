@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from taskgate_devstack.processes import spawn
+
+# Traefik loads local plugins (gateway/plugins-local/src/<module>) from `./plugins-local`
+# relative to its working directory; it never downloads them.
+PLUGINS_DIR_NAME = "plugins-local"
 
 
 def traefik_binary() -> Path:
@@ -39,3 +46,31 @@ def write_static_config(config: dict[str, Any], target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(config, sort_keys=False))
     return target
+
+
+def prepare_workdir(static_source: Path, workdir: Path) -> Path:
+    """A working directory for Traefik whose `plugins-local` is the repository's (a symlink
+    next to the static file's source, as Compose mounts it at `/plugins-local`)."""
+    plugins = static_source.parent / PLUGINS_DIR_NAME
+    if not plugins.is_dir():
+        raise FileNotFoundError(f"Traefik's local plugins are missing: {plugins}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    link = workdir / PLUGINS_DIR_NAME
+    if link.is_symlink() or link.exists():
+        if link.resolve() == plugins.resolve():
+            return workdir
+        link.unlink()
+    link.symlink_to(plugins.resolve(), target_is_directory=True)
+    return workdir
+
+
+def start_traefik(
+    static_source: Path,
+    static_file: Path,
+    env: dict[str, str],
+    log_file: Path | None,
+) -> subprocess.Popen[bytes]:
+    """Traefik with `static_file` (rendered from `static_source`), in a working directory
+    next to it that holds the local plugins."""
+    workdir = prepare_workdir(static_source, static_file.parent)
+    return spawn([str(traefik_binary()), f"--configFile={static_file}"], env, log_file, workdir)

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from taskgate_devstack.databases import ensure_database
-from taskgate_devstack.gateway import render_static_config, traefik_binary, write_static_config
+from taskgate_devstack.gateway import render_static_config, start_traefik, write_static_config
 from taskgate_devstack.mail_sink import MailSink
 from taskgate_devstack.postgres import EmbeddedPostgres, port_is_free
 from taskgate_devstack.processes import spawn, terminate
@@ -244,11 +244,25 @@ class DevStack:
         static_file = write_static_config(config, self.data_dir / "gateway" / "traefik.yml")
         env = dict(os.environ)
         env.update({key: self._expand(value) for key, value in gateway.env.items()})
-        args = [str(traefik_binary()), f"--configFile={static_file}"]
-        self.processes["gateway"] = spawn(args, env, self._log_file("gateway"), REPO_ROOT)
+        # The gateway's own errors carry CORS headers for the origins the services allow.
+        env.setdefault("TASKGATE_CORS_ORIGINS", self._cors_origins())
+        self.processes["gateway"] = start_traefik(
+            gateway.static, static_file, env, self._log_file("gateway")
+        )
         # Ready when it answers ping and routes to the auth service (routers are loaded).
         self._wait_http("gateway", f"{self.url('gateway_ping')}/ping")
         self._wait_http("gateway", f"{self.url('gateway')}/auth/.well-known/openid-configuration")
+
+    def _cors_origins(self) -> str:
+        origins = {
+            origin.strip()
+            for env in self._service_envs.values()
+            for key, value in env.items()
+            if key.endswith("_CORS_ORIGINS")
+            for origin in value.split(",")
+            if origin.strip()
+        }
+        return ",".join(sorted(origins))
 
     def _wait_http(self, name: str, url: str, timeout: float = 60.0) -> None:
         process = self.processes[name]

@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return state
 
     def checks() -> dict[str, HealthCheck]:
-        return {"database": database_check(ctx.engine), "jwks": jwks}
+        return {"database": database_check(ctx.db), "jwks": jwks}
 
     install_platform(
         app,

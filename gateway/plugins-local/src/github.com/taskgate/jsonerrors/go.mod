@@ -1,0 +1,3 @@
+module github.com/taskgate/jsonerrors
+
+go 1.22

@@ -1,0 +1,202 @@
+// Package jsonerrors gives the errors Traefik makes itself the design's JSON error body.
+//
+// Traefik answers some requests on its own, in plain text: 413 from the buffering middleware,
+// 429 from rateLimit, 502/503/504 when no upstream answers. A frontend expects every error to
+// be {"detail": "<sentence>", "code": "<snake_case>"} (docs/architecture.md), so this
+// middleware, first in every router's chain, replaces the body of any error response (status
+// >= 400) whose Content-Type is not JSON. The services always answer errors in JSON: those pass
+// through byte for byte, with every header (their own 429 codes, Retry-After, RateLimit-*).
+// Headers Traefik set on its own errors (Retry-After and X-Retry-In on a 429) are kept; the
+// caller's X-Request-ID is echoed, and CORS headers are added for the services' origins.
+//
+// Interpreted by Traefik's Yaegi at start-up (experimental.localPlugins): standard library only.
+package jsonerrors
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Config is the middleware's dynamic configuration.
+type Config struct {
+	// BodyLimit names the gateway's request body limit in the 413 message (e.g. "1 MiB").
+	BodyLimit string `json:"bodyLimit,omitempty"`
+	// AllowedOrigins (comma-separated) are the browser origins the services allow (CORS): a
+	// gateway-made error to such an origin gets the CORS headers the services would have
+	// sent, so a frontend on another origin can read it and its Retry-After.
+	AllowedOrigins string `json:"allowedOrigins,omitempty"`
+}
+
+// CreateConfig returns the default configuration.
+func CreateConfig() *Config {
+	return &Config{}
+}
+
+type errorBody struct {
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+// One code and sentence per status Traefik can make; the codes are the services' own
+// (taskgate_common.errors) where the meaning is the same.
+var known = map[int]errorBody{
+	400: {"The gateway could not accept this request", "bad_request"},
+	404: {"Nothing is served at this address", "not_found"},
+	405: {"This method is not allowed here", "method_not_allowed"},
+	413: {"The request body is larger than the gateway accepts", "payload_too_large"},
+	429: {"Too many requests from this address; retry after the number of seconds in Retry-After", "rate_limited"},
+	500: {"Internal server error", "internal_error"}, // as the services say it
+	502: {"The service behind the gateway failed to answer; try again shortly", "bad_gateway"},
+	503: {"The service is unavailable (no healthy instance); try again shortly", "service_unavailable"},
+	504: {"The service behind the gateway did not answer in time; try again shortly", "gateway_timeout"},
+}
+
+// JSONErrors is the middleware.
+type JSONErrors struct {
+	next    http.Handler
+	bodies  map[int][]byte
+	origins map[string]bool
+}
+
+// New builds the middleware; every known body is rendered once, here.
+func New(_ context.Context, next http.Handler, config *Config, _ string) (http.Handler, error) {
+	bodies := make(map[int][]byte, len(known))
+	for status, body := range known {
+		if status == 413 && config.BodyLimit != "" {
+			body.Detail = body.Detail + " (limit: " + config.BodyLimit + ")"
+		}
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		bodies[status] = data
+	}
+	origins := map[string]bool{}
+	for _, origin := range strings.Split(config.AllowedOrigins, ",") {
+		if origin = strings.TrimSpace(origin); origin != "" {
+			origins[origin] = true
+		}
+	}
+	return &JSONErrors{next: next, bodies: bodies, origins: origins}, nil
+}
+
+func (j *JSONErrors) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	j.next.ServeHTTP(&writer{rw: rw, owner: j, req: req}, req)
+}
+
+func (j *JSONErrors) body(status int) []byte {
+	if data, ok := j.bodies[status]; ok {
+		return data
+	}
+	code := "http_error"
+	if status >= 500 {
+		code = "gateway_error"
+	}
+	text := http.StatusText(status)
+	if text == "" {
+		text = "HTTP error " + strconv.Itoa(status)
+	}
+	data, _ := json.Marshal(errorBody{Detail: text, Code: code})
+	return data
+}
+
+// writer passes every response through, except an error without a JSON Content-Type.
+type writer struct {
+	rw          http.ResponseWriter
+	owner       *JSONErrors
+	req         *http.Request
+	wroteHeader bool
+	replaced    bool
+	streamed    bool // no Content-Length: flushed on every write (see Flush)
+}
+
+func (w *writer) Header() http.Header {
+	return w.rw.Header()
+}
+
+func (w *writer) WriteHeader(status int) {
+	if w.wroteHeader {
+		return
+	}
+	if status < 200 { // informational (100 Continue, 103 Early Hints): more headers follow
+		w.rw.WriteHeader(status)
+		return
+	}
+	w.wroteHeader = true
+	header := w.rw.Header()
+	if status < 400 || isJSON(header.Get("Content-Type")) {
+		w.streamed = header.Get("Content-Length") == ""
+		w.rw.WriteHeader(status)
+		return
+	}
+	w.replaced = true
+	body := w.owner.body(status)
+	header.Set("Content-Type", "application/json")
+	header.Set("Content-Length", strconv.Itoa(len(body)))
+	header.Del("Content-Encoding")
+	requestID := w.req.Header.Get("X-Request-Id")
+	if requestID != "" && header.Get("X-Request-Id") == "" && validID(requestID) {
+		header.Set("X-Request-Id", requestID)
+	}
+	origin := w.req.Header.Get("Origin")
+	if origin != "" && w.owner.origins[origin] && header.Get("Access-Control-Allow-Origin") == "" {
+		header.Set("Access-Control-Allow-Origin", origin)
+		header.Set("Access-Control-Allow-Credentials", "true")
+		header.Set("Access-Control-Expose-Headers", "Retry-After, X-Retry-In, X-Request-ID")
+		header.Add("Vary", "Origin")
+	}
+	w.rw.WriteHeader(status)
+	_, _ = w.rw.Write(body)
+}
+
+func (w *writer) Write(data []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.replaced {
+		return len(data), nil // Traefik's plain-text body: dropped
+	}
+	n, err := w.rw.Write(data)
+	if w.streamed && err == nil {
+		w.Flush()
+	}
+	return n, err
+}
+
+// Flush forwards a flush. Traefik's compiled code cannot see this method through Yaegi's
+// wrapper (traefik/traefik#10269), so a response without Content-Length (streamed) is flushed
+// on every write instead; one with a length is sent as Traefik buffers it.
+func (w *writer) Flush() {
+	if flusher, ok := w.rw.(http.Flusher); ok {
+		flusher.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *writer) Unwrap() http.ResponseWriter {
+	return w.rw
+}
+
+func isJSON(contentType string) bool {
+	mediaType := strings.ToLower(strings.TrimSpace(strings.SplitN(contentType, ";", 2)[0]))
+	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
+}
+
+// validID accepts the same request IDs as the services: 1-128 of [A-Za-z0-9._:-].
+func validID(id string) bool {
+	if len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '_' || c == ':' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
