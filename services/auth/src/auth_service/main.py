@@ -21,7 +21,11 @@ from auth_service.core.signing_keys import KeyRing, key_ring_for
 from auth_service.core.throttle import CredentialLimits
 from auth_service.metrics import AuthMetrics
 from auth_service.services.bootstrap import bootstrap_admin
-from taskgate_common.database import DriverConnections, create_engine, create_session_factory
+from taskgate_common.database import (
+    create_driver_connections,
+    create_engine,
+    create_session_factory,
+)
 from taskgate_common.health import HealthCheck
 from taskgate_common.json_logs import configure_logging
 from taskgate_common.metrics import new_registry
@@ -52,7 +56,7 @@ def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContex
         settings=settings,
         engine=engine,
         sessions=sessions,
-        db=DriverConnections(engine, settings.db_pool_size + settings.db_max_overflow + 1),
+        db=create_driver_connections(engine, settings),
         keys=keys,
         hasher=PasswordHasher(
             settings.password_hash_concurrency,

@@ -65,6 +65,11 @@ _BROKEN_CONNECTION = (
 _OVERLOADED = (asyncpg.exceptions.QueryCanceledError,)
 
 
+def create_driver_connections(engine: AsyncEngine, settings: ServiceSettings) -> DriverConnections:
+    """The engine's driver connections, allowed to skip every connection the pool can hold."""
+    return DriverConnections(engine, settings.db_pool_size + settings.db_max_overflow + 1)
+
+
 class DriverConnections:
     """asyncpg connections borrowed from the engine's pool, for SQL kept as fixed text.
 
@@ -132,13 +137,13 @@ class DriverConnections:
 
     @asynccontextmanager
     async def transaction(
-        self, *, isolation: str = "READ COMMITTED", advisory_lock: int | None = None
+        self, *, advisory_lock: int | None = None
     ) -> AsyncIterator[asyncpg.Connection]:
-        """A transaction, committed on success and rolled back on any exception.
+        """A READ COMMITTED transaction, committed on success, rolled back on any exception.
 
         `advisory_lock` takes `pg_advisory_xact_lock(key)` in the same round trip as BEGIN.
         """
-        begin = f"BEGIN ISOLATION LEVEL {_ISOLATION[isolation]}"
+        begin = "BEGIN"
         if advisory_lock is not None:
             begin += f"; SELECT pg_advisory_xact_lock({int(advisory_lock)})"
         async with self.connect() as connection:
@@ -151,10 +156,3 @@ class DriverConnections:
                         await connection.execute("ROLLBACK")
                 raise
             await connection.execute("COMMIT")
-
-
-_ISOLATION = {
-    "READ COMMITTED": "READ COMMITTED",
-    "REPEATABLE READ": "REPEATABLE READ",
-    "SERIALIZABLE": "SERIALIZABLE",
-}

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from taskgate_common.database import DriverConnections, create_engine
+from taskgate_common.database import create_driver_connections, create_engine
 from taskgate_common.health import HealthCheck
 from taskgate_common.json_logs import configure_logging
 from taskgate_common.metrics import new_registry
@@ -42,7 +42,7 @@ def build_context(settings: Settings) -> TasksContext:
     return TasksContext(
         settings=settings,
         engine=engine,
-        db=DriverConnections(engine, settings.db_pool_size + settings.db_max_overflow + 1),
+        db=create_driver_connections(engine, settings),
         registry=registry,
         metrics=metrics,
         jwks=jwks,

@@ -41,9 +41,12 @@ async def lock_by_hash(db: Connection, token_hash: bytes) -> LockedRefresh | Non
     read the row again (READ COMMITTED) and find it spent, so exactly one of them rotates it."""
     row = await db.fetchrow(
         """
-        SELECT t.id, t.expires_at, t.spent_at,
-               s.id, s.created_at, s.expires_at, s.revoked_at,
-               u.id, u.is_active, u.role, u.token_version
+        SELECT t.id AS token_id, t.expires_at AS token_expires_at,
+               t.spent_at AS token_spent_at, s.id AS session_id,
+               s.created_at AS session_created_at, s.expires_at AS session_expires_at,
+               s.revoked_at AS session_revoked_at, u.id AS user_id,
+               u.is_active AS user_is_active, u.role AS user_role,
+               u.token_version AS user_token_version
         FROM refresh_tokens AS t
         JOIN refresh_sessions AS s ON s.id = t.session_id
         JOIN users AS u ON u.id = s.user_id
@@ -54,9 +57,9 @@ async def lock_by_hash(db: Connection, token_hash: bytes) -> LockedRefresh | Non
     )
     if row is None:
         return None
-    values = list(row.values())
-    values[9] = Role(values[9])
-    return LockedRefresh(*values)
+    values = dict(row.items())
+    values["user_role"] = Role(values["user_role"])
+    return LockedRefresh(**values)
 
 
 async def rotate(

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from taskgate_common.errors import ApiError
-from tasks_service.api.query_params import list_fields, openapi_parameters, parse_query
+from tasks_service.api.query_params import openapi_parameters, parse_query
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.cursor import InvalidCursor
@@ -69,14 +69,13 @@ async def get_if_match(
 IfMatchHeader = Annotated[IfMatch | None, Depends(get_if_match)]
 
 
-_LIST_REPEATED = list_fields(TaskListParams)
 # For the routes' `openapi_extra`: the query parameters are read by hand (query_params.py).
 LIST_QUERY_DOCS = {"parameters": openapi_parameters(TaskListParams)}
 BOARD_QUERY_DOCS = {"parameters": openapi_parameters(BoardParams)}
 
 
 async def get_list_request(request: Request) -> listing.ListRequest:
-    params = parse_query(TaskListParams, request.query_params, _LIST_REPEATED)
+    params = parse_query(TaskListParams, request.query_params)
     try:
         return listing.prepare(params)
     except InvalidCursor as exc:
@@ -86,7 +85,7 @@ async def get_list_request(request: Request) -> listing.ListRequest:
 
 
 async def get_board_params(request: Request) -> BoardParams:
-    return parse_query(BoardParams, request.query_params, frozenset())
+    return parse_query(BoardParams, request.query_params)
 
 
 ListRequest = Annotated[listing.ListRequest, Depends(get_list_request)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import types
 import typing
+from functools import cache
 from typing import Any, TypeVar
 
 from fastapi.exceptions import RequestValidationError
@@ -26,14 +27,16 @@ def _is_list(annotation: Any) -> bool:
     return typing.get_origin(annotation) is list
 
 
+@cache
 def list_fields(model: type[BaseModel]) -> frozenset[str]:
     """Fields that may repeat in the query string (`?status=todo&status=done`)."""
     fields = model.model_fields.items()
     return frozenset(name for name, field in fields if _is_list(field.annotation))
 
 
-def parse_query(model: type[M], query: QueryParams, repeated: frozenset[str]) -> M:
+def parse_query(model: type[M], query: QueryParams) -> M:
     """`model` from a query string; a scalar given twice takes its last value, as FastAPI does."""
+    repeated = list_fields(model)
     data: dict[str, Any] = {}
     for name in query:
         data[name] = query.getlist(name) if name in repeated else query[name]

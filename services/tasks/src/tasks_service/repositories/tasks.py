@@ -281,16 +281,17 @@ _ORDER = {
 }
 
 
-def sort_key(sort: str, row: TaskRow | TaskRecord) -> list[Any]:
-    """The keyset values of a row for `sort`, in the order `page` expects them back."""
-    get = row.__getitem__ if isinstance(row, asyncpg.Record) else row.__getattribute__
-    if sort == "position":
-        return [get("status"), get("position"), get("id")]
-    if sort == "-created_at":
-        return [get("created_at"), get("id")]
-    if sort == "-updated_at":
-        return [get("updated_at"), get("id")]
-    return [get("due_at"), get("id")]
+_KEYSET_COLUMNS = {
+    "position": ("status", "position", "id"),
+    "-created_at": ("created_at", "id"),
+    "-updated_at": ("updated_at", "id"),
+    "due_at": ("due_at", "id"),
+}
+
+
+def sort_key(sort: str, row: TaskRow) -> list[Any]:
+    """The keyset values of a list or board row for `sort`, in the order `page` expects."""
+    return [row[column] for column in _KEYSET_COLUMNS[sort]]
 
 
 async def page(
