@@ -241,10 +241,14 @@ def test_compose_shares_one_redis_for_every_rate_limit(compose: dict[str, Any]) 
     for name, prefix in (("auth", "AUTH"), ("tasks", "TASKS")):
         env = services[name]["environment"]
         assert env[f"{prefix}_RATE_LIMIT_STORAGE_URL"] == "redis://redis:6379/0"
-        # X-Forwarded-For is believed from the gateway's network only.
-        assert env[f"{prefix}_TRUSTED_PROXIES"] == "${EDGE_SUBNET:-172.28.0.0/24}"
         assert "ratelimit-internal" in services[name]["networks"]
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # X-Forwarded-For is believed from the gateway's network only, by auth, the one service
+    # that counts per client address (tasks counts per user and has no such setting).
+    assert (
+        services["auth"]["environment"]["AUTH_TRUSTED_PROXIES"] == "${EDGE_SUBNET:-172.28.0.0/24}"
+    )
+    assert "TASKS_TRUSTED_PROXIES" not in services["tasks"]["environment"]
     assert "ratelimit-internal" in services["traefik"]["networks"]
     assert services["traefik"]["depends_on"]["redis"]["condition"] == "service_healthy"
 

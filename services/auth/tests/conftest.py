@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from auth_service.context import AuthContext
 from auth_service.core.config import Settings
+from auth_service.core.identity_keys import identity_key
 from auth_service.core.signing_keys import SigningKey, load_signing_key, write_new_key
 from auth_service.main import create_app
 from auth_service.migrate import upgrade
@@ -170,9 +171,10 @@ def make_account(sql: SqlFn, fast_password_hash: str) -> MakeAccountFn:
             FAST_PASSWORD,
         )
         await sql(
-            "INSERT INTO users (id, email, username, password_hash, role) VALUES "  # noqa: S608
-            f"('{account.id}', '{account.email}', '{account.username}', "
-            f"'{fast_password_hash}', '{role}')"
+            "INSERT INTO users (id, email, email_key, username, username_key, password_hash, "  # noqa: S608
+            f"role) VALUES ('{account.id}', '{account.email}', "
+            f"'{identity_key(account.email)}', '{account.username}', "
+            f"'{identity_key(account.username)}', '{fast_password_hash}', '{role}')"
         )
         return account
 

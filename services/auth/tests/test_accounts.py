@@ -46,6 +46,7 @@ async def test_register_answers_the_public_user_fields(client: httpx.AsyncClient
         "role",
         "is_active",
         "email_verified",
+        "pending_email",
         "created_at",
     }
 

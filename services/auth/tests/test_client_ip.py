@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from auth_service.core.client_ip import ClientIp
 from auth_service.core.config import Settings
-from taskgate_common.client_ip import ClientIp
 
 
 def scope(peer: str | None, *forwarded: str) -> dict[str, object]:

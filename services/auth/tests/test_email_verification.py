@@ -106,7 +106,7 @@ async def test_an_expired_verification_token_is_refused(
     assert _is_invalid(await _verify(mail.http, "never-issued-token"))
 
 
-async def test_a_new_address_gets_its_own_link_and_old_links_die(
+async def test_a_confirmed_new_address_kills_the_old_addresss_links(
     mail: MailTest, sql: SqlFn
 ) -> None:
     user = await _sign_up(mail.http)
@@ -116,12 +116,18 @@ async def test_a_new_address_gets_its_own_link_and_old_links_die(
     )
     access = login.json()["access_token"]
     moved = await mail.http.patch(
-        "/auth/me", json={"email": "new-home@example.com"}, headers=bearer(access)
+        "/auth/me",
+        json={"email": "new-home@example.com", "current_password": user["password"]},
+        headers=bearer(access),
     )
     assert moved.status_code == 200
     [new] = await mail.delivered(to="new-home@example.com")
+    confirmed = await mail.http.post(
+        "/auth/confirm-email-change",
+        json={"token": link_token(new, "/confirm-email-change")},
+    )
+    assert confirmed.status_code == 204
     assert _is_invalid(await _verify(mail.http, link_token(old, "/verify-email")))
-    assert (await _verify(mail.http, link_token(new, "/verify-email"))).status_code == 204
     me = await mail.http.get("/auth/me", headers=bearer(access))
     assert me.json()["email"] == "new-home@example.com"
     assert me.json()["email_verified"] is True

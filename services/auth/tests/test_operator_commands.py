@@ -69,6 +69,35 @@ async def test_purge_removes_finished_sessions_and_keeps_live_ones(
     assert ok.status_code == 200
 
 
+async def test_access_tokens_of_purged_sessions_stay_refused(
+    client: httpx.AsyncClient,
+    make_account: MakeAccountFn,
+    open_session: LoginFn,
+    sql: SqlFn,
+    cli_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A logged-out and a reuse-revoked login, purged: their unexpired access tokens must not
+    come back to life when the session rows are gone (a missing row is not "not revoked")."""
+    account = await make_account()
+    logged_out, stolen = await open_session(account), await open_session(account)
+    await client.post("/auth/logout", json={"refresh_token": logged_out["refresh_token"]})
+    await client.post("/auth/refresh", json={"refresh_token": stolen["refresh_token"]})
+    reuse = await client.post("/auth/refresh", json={"refresh_token": stolen["refresh_token"]})
+    assert reuse.json()["code"] == "refresh_token_reused"
+    for tokens in (logged_out, stolen):
+        refused = await client.get("/auth/me", headers=bearer(tokens["access_token"]))
+        assert refused.status_code == 401
+
+    assert await _run("sessions", "purge") == 0
+    assert capsys.readouterr().out.startswith("purged 2 sessions")
+    assert await sql("SELECT count(*) FROM refresh_sessions") == [(0,)]
+    for tokens in (logged_out, stolen):
+        after_purge = await client.get("/auth/me", headers=bearer(tokens["access_token"]))
+        assert after_purge.status_code == 401
+        assert after_purge.json()["code"] == "token_revoked"
+
+
 async def test_purge_stops_at_max_batches_and_says_so(
     make_account: MakeAccountFn,
     open_session: LoginFn,

@@ -115,12 +115,28 @@ async def test_openid_configuration(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_token_signed_by_us_by_hand_is_accepted(
-    client: httpx.AsyncClient, register: RegisterFn, signing_key: SigningKey
+    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, signing_key: SigningKey
 ) -> None:
-    """Control case for the rejections below: the forging helper itself makes valid tokens."""
+    """Control case for the rejections below: the forging helper itself makes valid tokens
+    (for a session that exists: see the next test)."""
     account = await register()
-    response = await _me(client, _sign(signing_key, _claims(account)))
+    sid = jwt.decode((await login(account))["access_token"], options={"verify_signature": False})[
+        "sid"
+    ]
+    response = await _me(client, _sign(signing_key, _claims(account, sid=sid)))
     assert response.status_code == 200
+
+
+async def test_a_validly_signed_token_for_an_unknown_session_is_refused(
+    client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, signing_key: SigningKey
+) -> None:
+    """Fails closed: no session row (never made, or purged) is not "not revoked"."""
+    account = await register()
+    await login(account)
+    for sid in (str(uuid.uuid4()), None):
+        response = await _me(client, _sign(signing_key, _claims(account, sid=sid)))
+        assert response.status_code == 401
+        assert response.json()["code"] == "token_revoked"
 
 
 def _forged_cases(signing_key: SigningKey, account: Account) -> dict[str, tuple[str, str]]:

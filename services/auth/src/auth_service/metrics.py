@@ -13,7 +13,13 @@ REVOCATION_REASONS = (
     "reuse",
     "password_reset",
 )
-MAIL_KINDS = ("password_reset", "email_verification")
+MAIL_KINDS = (
+    "password_reset",
+    "email_verification",
+    "email_change",
+    "email_change_notice",
+    "email_change_taken",
+)
 MAIL_RESULTS = ("sent", "failed", "dropped")
 
 
@@ -66,6 +72,19 @@ class AuthMetrics:
         self.password_resets = Counter(
             "auth_password_resets_total",
             "Password resets with a mailed token, by result (success, invalid_token)",
+            ["result"],
+            registry=registry,
+        )
+        self.password_checks = Counter(
+            "auth_password_checks_total",
+            "Current-password checks of signed-in users (change-password, email change), "
+            "by result (success, invalid_credentials)",
+            ["result"],
+            registry=registry,
+        )
+        self.email_changes = Counter(
+            "auth_email_changes_total",
+            "Email changes by step and result (requested, confirmed, invalid_token, taken)",
             ["result"],
             registry=registry,
         )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     func,
     text,
 )
@@ -37,6 +38,12 @@ class User(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(320))
     username: Mapped[str] = mapped_column(String(32))
+    # `core/identity_keys.py`: what uniqueness and look-ups compare, set with the value.
+    email_key: Mapped[str] = mapped_column(Text)
+    username_key: Mapped[str] = mapped_column(Text)
+    # A new address asked for, waiting for its owner to open the link mailed to it; login,
+    # resets and notices keep using `email` until then.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(
         Enum(Role, name="user_role", values_callable=lambda e: [m.value for m in e]),
@@ -54,9 +61,9 @@ class User(Base):
     )
 
     __table_args__ = (
-        # Uniqueness ignores case: "Alice" and "alice" are one account.
-        Index("uq_users_email_lower", func.lower(email), unique=True),
-        Index("uq_users_username_lower", func.lower(username), unique=True),
+        # Uniqueness compares identity keys: "Alice", "alice" and its fullwidth twin are one.
+        Index("uq_users_email_key", "email_key", unique=True),
+        Index("uq_users_username_key", "username_key", unique=True),
         # The admin listing pages in this order.
         Index("ix_users_created_at_id", "created_at", "id"),
     )
@@ -107,13 +114,15 @@ class RefreshToken(Base):
 class TokenPurpose(enum.StrEnum):
     PASSWORD_RESET = "password_reset"
     EMAIL_VERIFICATION = "email_verification"
+    EMAIL_CHANGE = "email_change"
 
 
 class EmailToken(Base):
     """A single-use token sent by mail, stored only as the SHA-256 of its value.
 
-    `email` is the address it was sent to: once the account's address changes, the token no
-    longer matches and is refused. Using a token deletes its row.
+    `email` is the address it was sent to: the account's address for a reset or a
+    verification, the pending address for an email change. Once that address is no longer the
+    one it was sent for, the token is refused. Using a token deletes its row.
     """
 
     __tablename__ = "email_tokens"
@@ -129,7 +138,7 @@ class EmailToken(Base):
     __table_args__ = (
         Index("ix_email_tokens_user_id_purpose", "user_id", "purpose"),
         CheckConstraint(
-            "purpose IN ('password_reset', 'email_verification')",
+            "purpose IN ('password_reset', 'email_verification', 'email_change')",
             name="ck_email_tokens_purpose",
         ),
     )

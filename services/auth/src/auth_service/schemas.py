@@ -88,16 +88,27 @@ class AdminUpdateUserRequest(BaseModel):
         return self
 
 
+CurrentPassword = Annotated[
+    str, Field(min_length=1, max_length=128, description="The account's current password")
+]
+
+
 class UpdateMeRequest(BaseModel):
+    """A new username takes effect at once; a new email needs `current_password` and stays
+    `pending_email` until the link mailed to it is opened."""
+
     model_config = ConfigDict(extra="forbid")
 
     username: Username | None = None
     email: Email | None = None
+    current_password: CurrentPassword | None = None
 
     @model_validator(mode="after")
     def _something(self) -> UpdateMeRequest:
         if self.username is None and self.email is None:
             raise ValueError("give username and/or email")
+        if self.email is not None and self.current_password is None:
+            raise ValueError("changing the email needs current_password")
         return self
 
 
@@ -107,12 +118,8 @@ class ChangePasswordRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     current_password: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=128,
-            validation_alias=AliasChoices("current_password", "old_password"),
-        ),
+        CurrentPassword,
+        Field(validation_alias=AliasChoices("current_password", "old_password")),
     ]
     new_password: Password
 
@@ -145,6 +152,12 @@ class VerifyEmailRequest(BaseModel):
     token: MailedToken
 
 
+class ConfirmEmailChangeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: MailedToken
+
+
 RefreshTokenValue = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
@@ -165,6 +178,9 @@ class UserOut(BaseModel):
     role: Role
     is_active: bool
     email_verified: bool
+    pending_email: str | None = Field(
+        None, description="A new address waiting for its confirmation link to be opened"
+    )
     created_at: datetime
 
 

@@ -116,6 +116,23 @@ class CounterStore:
     async def hit(self, item: RateLimitItem, *key: str) -> bool:
         return await self.run(lambda: self.strategy.hit(item, *key))
 
+    # Plain counters with an expiry, for state that is not a rate (the auth lockout): the
+    # same store, the same time bound, and no caller reaching into the `limits` storage.
+    async def incr(self, key: str, expiry_seconds: int) -> int:
+        """Add one to `key` (created with `expiry_seconds` to live); the new value."""
+        return await self.run(lambda: self.storage.incr(key, expiry_seconds))
+
+    async def get(self, key: str) -> int:
+        """The counter's value; 0 when it does not exist or has expired."""
+        return await self.run(lambda: self.storage.get(key))
+
+    async def expires_at(self, key: str) -> float:
+        """When the counter expires, as a Unix time."""
+        return await self.run(lambda: self.storage.get_expiry(key))
+
+    async def clear(self, key: str) -> None:
+        await self.run(lambda: self.storage.clear(key))
+
     async def quota(self, item: RateLimitItem, *key: str) -> Quota:
         stats = await self.run(lambda: self.strategy.get_window_stats(item, *key))
         reset = max(0, math.ceil(stats.reset_time - time.time()))

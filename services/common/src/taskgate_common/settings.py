@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode
 
-from taskgate_common.client_ip import parse_networks
 from taskgate_common.rate_limits import check_storage_url
 
 
@@ -40,6 +39,13 @@ class ServiceSettings(BaseSettings):
     cors_origins: CommaList = Field(
         default_factory=list, description="Origins allowed by CORS; empty disables CORS"
     )
+    # Checked by the service itself too, not only the gateway: a service port may be exposed.
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted; above it: 413"
+    )
+    max_header_bytes: int = Field(
+        16_384, ge=1024, description="Largest total of request headers accepted; above it: 431"
+    )
 
 
 class RateLimitSettings(BaseSettings):
@@ -56,18 +62,8 @@ class RateLimitSettings(BaseSettings):
     rate_limit_strategy: Literal["moving-window", "sliding-window-counter", "fixed-window"] = (
         "moving-window"
     )
-    trusted_proxies: CommaList = Field(
-        default_factory=list,
-        description="CIDRs whose X-Forwarded-For is believed (the gateway); empty: nobody",
-    )
 
     @field_validator("rate_limit_storage_url")
     @classmethod
     def _storage_url(cls, value: str) -> str:
         return check_storage_url(value.strip())
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        parse_networks(value)
-        return value

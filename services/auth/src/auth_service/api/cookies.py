@@ -1,15 +1,25 @@
-"""Browser mode: the refresh token in an HttpOnly cookie, and the CSRF rule that guards it.
+"""Browser mode: the refresh token in an HttpOnly cookie, and the CSRF rules that guard it.
 
 The cookie is `HttpOnly; Secure; SameSite=Strict; Path=/auth`. SameSite does not separate two
-origins of one site (`localhost:5173` and `localhost:8080` are the same site), so a request
-authenticated by the cookie must also be one a page cannot send cross-origin without a CORS
-preflight: it must carry `Content-Type: application/json`. HTML forms cannot send that type,
-and `fetch` from an origin not in `AUTH_CORS_ORIGINS` is stopped at the preflight.
+origins of one site (`localhost:5173` and `localhost:8080` are the same site), so:
+
+- a request that sets or uses the cookie is refused (403 `cross_site_request`) when the
+  browser says it comes from elsewhere: an `Origin` that is neither the service's public
+  origin (the issuer's, or the host the browser addressed), the frontend's, nor one of
+  `AUTH_CORS_ORIGINS`; or
+  `Sec-Fetch-Site: cross-site` without such an origin. A form posted by another site to the
+  OAuth2 form endpoint (`/auth/token?cookie=true`) would otherwise log the victim's browser
+  into the attacker's account (login CSRF). Clients that are not browsers send neither header
+  and are not affected.
+- a request authenticated by the cookie must also carry `Content-Type: application/json`,
+  which HTML forms cannot send and cross-origin `fetch` cannot send without a CORS preflight.
 """
 
 from __future__ import annotations
 
 from email.message import Message
+from functools import cache
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
@@ -58,6 +68,43 @@ def _is_json(request: Request) -> bool:
     return message.get_content_type() == "application/json"
 
 
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+@cache
+def _allowed_origins(
+    issuer: str, frontend_url: str, cors_origins: tuple[str, ...]
+) -> frozenset[str]:
+    return frozenset(
+        {
+            _origin_of(issuer),
+            _origin_of(frontend_url),
+            *(o.rstrip("/").lower() for o in cors_origins),
+        }
+    )
+
+
+def refuse_cross_site(request: Request, settings: Settings) -> None:
+    """Raise the 403 unless the request may come from a page of an allowed origin."""
+    allowed = _allowed_origins(settings.issuer, settings.frontend_url, tuple(settings.cors_origins))
+    origin = request.headers.get("origin")
+    fetch_site = request.headers.get("sec-fetch-site")
+    if origin is not None:
+        origin = origin.lower()
+        # Same origin as the URL the browser asked for (Host is the browser's, not the page's).
+        if origin in allowed or urlsplit(origin).netloc == request.headers.get("host", "").lower():
+            return
+    elif fetch_site is None or fetch_site in ("same-origin", "same-site", "none"):
+        return
+    raise ApiError(
+        403,
+        "cross_site_request",
+        "This request comes from a page whose origin may not use the refresh cookie",
+    )
+
+
 def token_from(
     request: Request, settings: Settings, body_token: str | None
 ) -> tuple[str | None, bool]:
@@ -67,6 +114,7 @@ def token_from(
     cookie = request.cookies.get(settings.refresh_cookie_name)
     if not cookie:
         return None, False
+    refuse_cross_site(request, settings)
     if not _is_json(request):
         raise ApiError(
             403,

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from auth_service.core.client_ip import parse_networks
 from taskgate_common.rate_limits import check_limit
 from taskgate_common.settings import CommaList, RateLimitSettings, ServiceSettings
 
@@ -106,7 +107,7 @@ class Settings(RateLimitSettings, ServiceSettings):
     )
 
     # Abuse protection (docs/security.md). Limits use the `limits` notation: "10/minute",
-    # "5/minute;100/hour". Login and /token share their buckets.
+    # "5/minute;100/hour". Login, /token and every other password check share their buckets.
     rate_limit_fail_closed: bool = Field(
         True, description="Refuse credential requests (503) while the rate-limit store is down"
     )
@@ -117,6 +118,14 @@ class Settings(RateLimitSettings, ServiceSettings):
     rate_limit_refresh_per_family: str = "30/minute"
     rate_limit_forgot_password_per_ip: str = "20/hour"
     rate_limit_forgot_password_per_account: str = "3/hour"
+    rate_limit_account_mail_per_ip: str = "20/hour"
+    rate_limit_account_mail_per_account: str = "5/hour"
+    rate_limit_profile_per_ip: str = "30/minute"
+    rate_limit_profile_per_account: str = "10/minute"
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="CIDRs whose X-Forwarded-For is believed (the gateway); empty: nobody",
+    )
     lockout_threshold: int = Field(
         10, ge=0, le=1000, description="Failed logins in a row that lock a login name; 0: never"
     )
@@ -137,10 +146,20 @@ class Settings(RateLimitSettings, ServiceSettings):
         "rate_limit_refresh_per_family",
         "rate_limit_forgot_password_per_ip",
         "rate_limit_forgot_password_per_account",
+        "rate_limit_account_mail_per_ip",
+        "rate_limit_account_mail_per_account",
+        "rate_limit_profile_per_ip",
+        "rate_limit_profile_per_account",
     )
     @classmethod
     def _limit(cls, value: str) -> str:
         return check_limit(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
 
     @field_validator("issuer", "frontend_url")
     @classmethod

@@ -1,7 +1,9 @@
 """Which application rate limits each credential endpoint counts against (docs/security.md).
 
 Per client IP first (cheap, and stops a flood before it costs a password hash), then per
-account: the normalised login name or email, whatever IP it comes from. Refresh is counted per
+account: the login name's identity key, whatever IP it comes from. Every password check
+(login, change-password, the email change) shares the login buckets; every endpoint that
+mails on a signed-in user's behalf shares the account-mail buckets. Refresh is counted per
 session family, found from the presented token's hash.
 """
 
@@ -10,10 +12,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
+from auth_service.core.client_ip import ClientIp
 from auth_service.core.config import Settings
-from auth_service.core.lockout import login_name
+from auth_service.core.identity_keys import identity_key
+from auth_service.models import User
 from auth_service.repositories.refresh_tokens import hash_token, session_id_of
-from taskgate_common.client_ip import ClientIp
 from taskgate_common.rate_limits import AppRateLimiter, Limit, digest
 
 
@@ -39,6 +42,14 @@ class CredentialLimits:
         self.forgot_account = Limit.parse(
             "forgot_password_account", settings.rate_limit_forgot_password_per_account
         )
+        self.mail_ip = Limit.parse("account_mail_ip", settings.rate_limit_account_mail_per_ip)
+        self.mail_account = Limit.parse(
+            "account_mail_account", settings.rate_limit_account_mail_per_account
+        )
+        self.profile_ip = Limit.parse("profile_ip", settings.rate_limit_profile_per_ip)
+        self.profile_account = Limit.parse(
+            "profile_account", settings.rate_limit_profile_per_account
+        )
 
     async def _hit(self, request: Request, *checks: tuple[Limit, str]) -> None:
         if self.limiter is not None:
@@ -48,7 +59,26 @@ class CredentialLimits:
         await self._hit(
             request,
             (self.login_ip, self.client_ip(request.scope)),
-            (self.login_account, digest(login_name(identifier))),
+            (self.login_account, digest(identity_key(identifier))),
+        )
+
+    async def password_check(self, request: Request, user: User) -> None:
+        """A signed-in user's password check counts like a login with his username."""
+        await self.login(request, user.username)
+
+    async def account_mail(self, request: Request, user: User) -> None:
+        """A mail sent on a signed-in user's behalf (verification, email change)."""
+        await self._hit(
+            request,
+            (self.mail_ip, self.client_ip(request.scope)),
+            (self.mail_account, str(user.id)),
+        )
+
+    async def profile_change(self, request: Request, user: User) -> None:
+        await self._hit(
+            request,
+            (self.profile_ip, self.client_ip(request.scope)),
+            (self.profile_account, str(user.id)),
         )
 
     async def register(self, request: Request) -> None:
@@ -71,5 +101,5 @@ class CredentialLimits:
         await self._hit(
             request,
             (self.forgot_ip, self.client_ip(request.scope)),
-            (self.forgot_account, digest(login_name(email))),
+            (self.forgot_account, digest(identity_key(email))),
         )

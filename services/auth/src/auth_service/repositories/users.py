@@ -9,10 +9,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.core.identity_keys import identity_key, is_email
 from auth_service.models import RefreshSession, Role, User
 
-EMAIL_INDEX = "uq_users_email_lower"
-USERNAME_INDEX = "uq_users_username_lower"
+EMAIL_INDEX = "uq_users_email_key"
+USERNAME_INDEX = "uq_users_username_key"
 
 
 async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -21,17 +22,18 @@ async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 async def find_by_login(session: AsyncSession, identifier: str) -> User | None:
     """By username, or by email when the identifier has an `@` (usernames cannot)."""
-    if "\x00" in identifier:
+    key = identity_key(identifier)
+    if "\x00" in key:
         # PostgreSQL text cannot hold NUL, and no account has one (usernames and emails are
         # validated on the way in): such an identifier matches nobody.
         return None
-    column = User.email if "@" in identifier else User.username
-    result = await session.execute(select(User).where(func.lower(column) == identifier.lower()))
+    column = User.email_key if is_email(key) else User.username_key
+    result = await session.execute(select(User).where(column == key))
     return result.scalar_one_or_none()
 
 
 async def find_by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.execute(select(User).where(func.lower(User.email) == email.lower()))
+    result = await session.execute(select(User).where(User.email_key == identity_key(email)))
     return result.scalar_one_or_none()
 
 
@@ -48,18 +50,26 @@ async def get_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | No
 async def get_with_session_state(
     session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID | None
 ) -> tuple[User, bool] | None:
-    """The user, and whether the login session `session_id` has been revoked (one query)."""
-    revoked = (
-        select(RefreshSession.revoked_at.is_not(None))
-        .where(RefreshSession.id == session_id, RefreshSession.user_id == User.id)
-        .scalar_subquery()
+    """The user, and whether the login session `session_id` is still live (one query).
+
+    Fails closed: a session that was revoked, or that no longer exists at all (purged after
+    its logout or reuse detection), is not live, so its access tokens stop working.
+    """
+    live = (
+        select(RefreshSession.id)
+        .where(
+            RefreshSession.id == session_id,
+            RefreshSession.user_id == User.id,
+            RefreshSession.revoked_at.is_(None),
+        )
+        .exists()
     )
-    result = await session.execute(select(User, revoked).where(User.id == user_id))
+    result = await session.execute(select(User, live).where(User.id == user_id))
     row = result.one_or_none()
     if row is None:
         return None
-    user, session_revoked = row
-    return user, bool(session_revoked)
+    user, session_live = row
+    return user, bool(session_live)
 
 
 async def taken_fields(
@@ -68,22 +78,24 @@ async def taken_fields(
     username: str | None,
     exclude: uuid.UUID | None = None,
 ) -> set[str]:
-    """Which of `email` and `username` already belong to another account, ignoring case."""
+    """Which of `email` and `username` already belong to another account (by identity key)."""
+    email_key = identity_key(email) if email is not None else None
+    username_key = identity_key(username) if username is not None else None
     conditions = []
-    if email is not None:
-        conditions.append(func.lower(User.email) == email.lower())
-    if username is not None:
-        conditions.append(func.lower(User.username) == username.lower())
+    if email_key is not None:
+        conditions.append(User.email_key == email_key)
+    if username_key is not None:
+        conditions.append(User.username_key == username_key)
     if not conditions:
         return set()
-    query = select(User.email, User.username).where(or_(*conditions))
+    query = select(User.email_key, User.username_key).where(or_(*conditions))
     if exclude is not None:
         query = query.where(User.id != exclude)
     taken: set[str] = set()
-    for row_email, row_username in (await session.execute(query)).all():
-        if email is not None and row_email.lower() == email.lower():
+    for row_email_key, row_username_key in (await session.execute(query)).all():
+        if row_email_key == email_key:
             taken.add("email")
-        if username is not None and row_username.lower() == username.lower():
+        if row_username_key == username_key:
             taken.add("username")
     return taken
 
@@ -124,7 +136,9 @@ async def add(
 ) -> User:
     user = User(
         email=email,
+        email_key=identity_key(email),
         username=username,
+        username_key=identity_key(username),
         password_hash=password_hash,
         role=role,
         email_verified=email_verified,
@@ -144,7 +158,14 @@ async def set_password_hash(session: AsyncSession, user_id: uuid.UUID, password_
 async def update_fields(
     session: AsyncSession, user_id: uuid.UUID, *, bump_token_version: bool = False, **values: Any
 ) -> User | None:
-    """Change the given columns (and optionally invalidate access tokens); the updated user."""
+    """Change the given columns (and optionally invalidate access tokens); the updated user.
+
+    A new email or username brings its identity key along, so the two never disagree.
+    """
+    if "email" in values:
+        values["email_key"] = identity_key(values["email"])
+    if "username" in values:
+        values["username_key"] = identity_key(values["username"])
     if bump_token_version:
         values["token_version"] = User.token_version + 1
     values["updated_at"] = func.now()

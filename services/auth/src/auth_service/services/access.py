@@ -35,11 +35,12 @@ async def current_user(ctx: AuthContext, token: str) -> User:
     if found is None:
         ctx.metrics.token_rejections.labels(reason="unknown_user").inc()
         raise unauthorized("invalid_token", "The token's user no longer exists")
-    user, session_revoked = found
+    user, session_live = found
     if not user.is_active:
         ctx.metrics.token_rejections.labels(reason="user_inactive").inc()
         raise unauthorized("user_inactive", "This account is deactivated")
-    if claims.token_version < user.token_version or session_revoked:
+    # A session that is gone (purged after logout or reuse detection) counts as revoked.
+    if claims.token_version < user.token_version or not session_live:
         ctx.metrics.token_rejections.labels(reason="revoked").inc()
         raise unauthorized("token_revoked", "The token was revoked; log in again")
     return user

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from starlette.requests import Request
+
 from auth_service.context import AuthContext
-from auth_service.models import TokenPurpose, User
+from auth_service.models import User
 from auth_service.repositories import email_tokens, refresh_tokens, users
-from taskgate_common.errors import ApiError
+from auth_service.services.password_checks import check_current_password
 
 
 async def logout_all(ctx: AuthContext, user: User) -> None:
@@ -20,21 +22,17 @@ async def logout_all(ctx: AuthContext, user: User) -> None:
 
 
 async def change_password(
-    ctx: AuthContext, user: User, current_password: str, new_password: str
+    ctx: AuthContext, request: Request, user: User, current_password: str, new_password: str
 ) -> None:
-    valid, _ = await ctx.hasher.verify(current_password, user.password_hash)
-    if not valid:
-        raise ApiError(
-            401,
-            "invalid_credentials",
-            "The current password is incorrect",
-            {"WWW-Authenticate": "Bearer"},
-        )
+    await check_current_password(ctx, request, user, current_password)
     password_hash = await ctx.hasher.hash(new_password)
     now = datetime.now(UTC)
     async with ctx.sessions() as db, db.begin():
-        await users.update_fields(db, user.id, bump_token_version=True, password_hash=password_hash)
+        # A pending email change dies too: it may be the work of whoever knew the old password.
+        await users.update_fields(
+            db, user.id, bump_token_version=True, password_hash=password_hash, pending_email=None
+        )
         revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "password_change")
-        # A reset link mailed before the change must not undo it.
-        await email_tokens.delete_for_user(db, user.id, TokenPurpose.PASSWORD_RESET)
+        # A reset or email-change link mailed before the change must not undo it.
+        await email_tokens.delete_for_user(db, user.id)
     ctx.metrics.sessions_revoked.labels(reason="password_change").inc(revoked)

@@ -4,6 +4,11 @@ Every job runs in the background (`ctx.jobs`): the request that asked for the ma
 waits for the relay nor learns how it went. The token is committed before the mail leaves, so a
 delivered link always works; a failed send is logged and counted (`auth_emails_total`), and the
 user asks again. Tokens and addresses are never logged; the user id is.
+
+No mail carries text a user chose (a username, the other address of an email change): such
+text could read as a link or an instruction in someone else's mailbox. Links only ever go to
+the address they prove: resets and verifications to the account's address, an email change's
+confirmation to the pending address; the old address gets a notice without a link.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.context import AuthContext
+from auth_service.core.identity_keys import identity_key
 from auth_service.core.mail_templates import duration, render
 from auth_service.core.mailer import SEND_ERRORS
 from auth_service.models import EmailToken, TokenPurpose, User
@@ -29,20 +35,25 @@ TOKEN_BYTES = 32  # 256 bits of randomness
 LINK_PATHS = {
     TokenPurpose.PASSWORD_RESET: "/reset-password",
     TokenPurpose.EMAIL_VERIFICATION: "/verify-email",
+    TokenPurpose.EMAIL_CHANGE: "/confirm-email-change",
 }
+CHANGE_NOTICE = "email_change_notice"
+CHANGE_TAKEN = "email_change_taken"
 
 logger = logging.getLogger("taskgate.auth.mail")
 
 
+def proven_address(user: User, purpose: TokenPurpose) -> str | None:
+    """The address a token of `purpose` proves: the pending one for an email change."""
+    return user.pending_email if purpose is TokenPurpose.EMAIL_CHANGE else user.email
+
+
 def token_usable(token: EmailToken | None, user: User | None, now: datetime) -> bool:
-    """Live, for an active user, and sent to the address the account still has."""
-    return (
-        token is not None
-        and user is not None
-        and user.is_active
-        and token.expires_at > now
-        and token.email.lower() == user.email.lower()
-    )
+    """Live, for an active user, and sent to the address it is still meant to prove."""
+    if token is None or user is None or not user.is_active or token.expires_at <= now:
+        return False
+    address = proven_address(user, TokenPurpose(token.purpose))
+    return address is not None and identity_key(token.email) == identity_key(address)
 
 
 def _ttl(ctx: AuthContext, purpose: TokenPurpose) -> int:
@@ -55,37 +66,40 @@ def _ttl(ctx: AuthContext, purpose: TokenPurpose) -> int:
 def schedule_password_reset(ctx: AuthContext, email: str) -> None:
     """The whole forgot-password work, including looking the address up, happens after the
     response: the request does the same thing whether or not the account exists."""
-    _spawn(ctx, TokenPurpose.PASSWORD_RESET, _password_reset_job(ctx, email))
+    _spawn(ctx, TokenPurpose.PASSWORD_RESET.value, _password_reset_job(ctx, email))
 
 
 def schedule_verification(ctx: AuthContext, user_id: uuid.UUID) -> None:
-    _spawn(ctx, TokenPurpose.EMAIL_VERIFICATION, _verification_job(ctx, user_id))
+    _spawn(ctx, TokenPurpose.EMAIL_VERIFICATION.value, _verification_job(ctx, user_id))
 
 
-def _spawn(ctx: AuthContext, purpose: TokenPurpose, job: Coroutine[Any, Any, None]) -> None:
+def schedule_email_change(ctx: AuthContext, user_id: uuid.UUID) -> None:
+    """A notice to the current address, and the confirmation link to the pending one (or,
+    when another account has that address, a note saying so: the requester learns nothing)."""
+    _spawn(ctx, CHANGE_NOTICE, _change_notice_job(ctx, user_id))
+    _spawn(ctx, TokenPurpose.EMAIL_CHANGE.value, _email_change_job(ctx, user_id))
+
+
+def _spawn(ctx: AuthContext, kind: str, job: Coroutine[Any, Any, None]) -> None:
     if not ctx.mailer.enabled:
         job.close()
         return
-    if not ctx.jobs.spawn(_guarded(ctx, purpose, job), name=f"mail:{purpose.value}"):
+    if not ctx.jobs.spawn(_guarded(ctx, kind, job), name=f"mail:{kind}"):
         job.close()
-        ctx.metrics.emails.labels(kind=purpose.value, result="dropped").inc()
-        logger.error("mail queue full; mail dropped", extra={"kind": purpose.value})
+        ctx.metrics.emails.labels(kind=kind, result="dropped").inc()
+        logger.error("mail queue full; mail dropped", extra={"kind": kind})
 
 
-async def _guarded(ctx: AuthContext, purpose: TokenPurpose, job: Coroutine[Any, Any, None]) -> None:
+async def _guarded(ctx: AuthContext, kind: str, job: Coroutine[Any, Any, None]) -> None:
     """Expected failures end here: counted and logged, never raised to anybody."""
     try:
         await job
     except SEND_ERRORS as exc:
-        ctx.metrics.emails.labels(kind=purpose.value, result="failed").inc()
-        logger.warning(
-            "mail not sent: %s: %s", type(exc).__name__, exc, extra={"kind": purpose.value}
-        )
+        ctx.metrics.emails.labels(kind=kind, result="failed").inc()
+        logger.warning("mail not sent: %s: %s", type(exc).__name__, exc, extra={"kind": kind})
     except SQLAlchemyError as exc:
-        ctx.metrics.emails.labels(kind=purpose.value, result="failed").inc()
-        logger.error(
-            "mail not sent (database): %s", type(exc).__name__, extra={"kind": purpose.value}
-        )
+        ctx.metrics.emails.labels(kind=kind, result="failed").inc()
+        logger.error("mail not sent (database): %s", type(exc).__name__, extra={"kind": kind})
 
 
 async def _password_reset_job(ctx: AuthContext, email: str) -> None:
@@ -94,7 +108,7 @@ async def _password_reset_job(ctx: AuthContext, email: str) -> None:
         if user is None or not user.is_active:
             return
         token = await _issue(ctx, db, user, TokenPurpose.PASSWORD_RESET)
-    await _send(ctx, user, TokenPurpose.PASSWORD_RESET, token)
+    await _send_link(ctx, user, TokenPurpose.PASSWORD_RESET, token)
 
 
 async def _verification_job(ctx: AuthContext, user_id: uuid.UUID) -> None:
@@ -103,11 +117,35 @@ async def _verification_job(ctx: AuthContext, user_id: uuid.UUID) -> None:
         if user is None or not user.is_active or user.email_verified:
             return
         token = await _issue(ctx, db, user, TokenPurpose.EMAIL_VERIFICATION)
-    await _send(ctx, user, TokenPurpose.EMAIL_VERIFICATION, token)
+    await _send_link(ctx, user, TokenPurpose.EMAIL_VERIFICATION, token)
+
+
+async def _email_change_job(ctx: AuthContext, user_id: uuid.UUID) -> None:
+    async with ctx.sessions() as db, db.begin():
+        user = await users.get(db, user_id)
+        if user is None or not user.is_active or user.pending_email is None:
+            return
+        taken = await users.taken_fields(db, user.pending_email, None, exclude=user.id)
+        token = None if taken else await _issue(ctx, db, user, TokenPurpose.EMAIL_CHANGE)
+    if token is None:
+        ctx.metrics.email_changes.labels(result="taken").inc()
+        await _send_plain(ctx, user, user.pending_email, CHANGE_TAKEN)
+    else:
+        await _send_link(ctx, user, TokenPurpose.EMAIL_CHANGE, token)
+
+
+async def _change_notice_job(ctx: AuthContext, user_id: uuid.UUID) -> None:
+    async with ctx.sessions() as db:
+        user = await users.get(db, user_id)
+    if user is None or not user.is_active:
+        return
+    await _send_plain(ctx, user, user.email, CHANGE_NOTICE)
 
 
 async def _issue(ctx: AuthContext, db: AsyncSession, user: User, purpose: TokenPurpose) -> str:
     """A new token for the user; his earlier tokens of this purpose die (caller commits)."""
+    address = proven_address(user, purpose)
+    assert address is not None
     token = secrets.token_urlsafe(TOKEN_BYTES)
     expires_at = datetime.now(UTC) + timedelta(seconds=_ttl(ctx, purpose))
     await email_tokens.replace(
@@ -115,21 +153,24 @@ async def _issue(ctx: AuthContext, db: AsyncSession, user: User, purpose: TokenP
         user_id=user.id,
         purpose=purpose,
         token=token,
-        email=user.email,
+        email=address,
         expires_at=expires_at,
     )
     return token
 
 
-async def _send(ctx: AuthContext, user: User, purpose: TokenPurpose, token: str) -> None:
+async def _send_link(ctx: AuthContext, user: User, purpose: TokenPurpose, token: str) -> None:
+    address = proven_address(user, purpose)
+    assert address is not None
     link = f"{ctx.settings.frontend_url}{LINK_PATHS[purpose]}?{urlencode({'token': token})}"
-    mail = render(
-        purpose.value,
-        username=user.username,
-        email=user.email,
-        link=link,
-        expires_in=duration(_ttl(ctx, purpose)),
-    )
-    await ctx.mailer.send(user.email, mail)
+    mail = render(purpose.value, link=link, expires_in=duration(_ttl(ctx, purpose)))
+    await ctx.mailer.send(address, mail)
     ctx.metrics.emails.labels(kind=purpose.value, result="sent").inc()
     logger.info("mail sent", extra={"kind": purpose.value, "user_id": str(user.id)})
+
+
+async def _send_plain(ctx: AuthContext, user: User, address: str, kind: str) -> None:
+    """A notice with no link and no values at all."""
+    await ctx.mailer.send(address, render(kind))
+    ctx.metrics.emails.labels(kind=kind, result="sent").inc()
+    logger.info("mail sent", extra={"kind": kind, "user_id": str(user.id)})

@@ -46,12 +46,19 @@ async def reset_password(ctx: AuthContext, token: str, new_password: str) -> Non
             ctx.metrics.password_resets.labels(result="invalid_token").inc()
             raise invalid_reset_token()  # rolls back: nothing changes
         assert user is not None
-        # The link arrived in the mailbox, so the address is proven too.
+        # The link arrived in the mailbox of the account's own address (`token_usable` checks
+        # the token was sent to it), so that address, and only it, is proven too. A pending
+        # email change is dropped: whoever asked for it knew the password being replaced.
         await users.update_fields(
-            db, user.id, bump_token_version=True, password_hash=password_hash, email_verified=True
+            db,
+            user.id,
+            bump_token_version=True,
+            password_hash=password_hash,
+            email_verified=True,
+            pending_email=None,
         )
         revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "password_reset")
-        await email_tokens.delete_for_user(db, user.id, PURPOSE)
+        await email_tokens.delete_for_user(db, user.id)
     # Whoever holds the mailbox owns the account: past failed logins no longer lock it.
     await ctx.lockout.clear(user.username, user.email)
     ctx.metrics.sessions_revoked.labels(reason="password_reset").inc(revoked)

@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
 
 from auth_service.context import AuthContext
 from auth_service.models import Role, User
 from auth_service.repositories import refresh_tokens, users
 from auth_service.schemas import AdminCreateUserRequest, AdminUpdateUserRequest, UpdateMeRequest
-from auth_service.services import mail_jobs, registration
+from auth_service.services import email_change, registration
+from auth_service.services.password_checks import check_current_password
 from taskgate_common.errors import ApiError
 
 
@@ -78,25 +80,31 @@ async def update_user(
     return updated
 
 
-async def update_me(ctx: AuthContext, user: User, changes: UpdateMeRequest) -> User:
-    """Change username and/or email, with registration's rules; a new email is unverified."""
-    async with ctx.sessions() as db:
-        taken = await users.taken_fields(db, changes.email, changes.username, exclude=user.id)
-    for name in ("username", "email"):
-        if name in taken:
-            raise registration.taken(name)
-    values: dict[str, Any] = {}
+async def update_me(
+    ctx: AuthContext, request: Request, user: User, changes: UpdateMeRequest
+) -> User:
+    """Change the username (registration's rules) and/or ask for a new email address.
+
+    An email change needs the current password, checked before anything changes, and then
+    waits for its confirmation (`email_change`); the username changes at once.
+    """
+    if changes.email is not None:
+        assert changes.current_password is not None  # the schema requires it with an email
+        await check_current_password(ctx, request, user, changes.current_password)
     if changes.username is not None and changes.username != user.username:
-        values["username"] = changes.username
-    if changes.email is not None and changes.email != user.email:
-        values["email"] = changes.email
-        if changes.email.lower() != user.email.lower():
-            values["email_verified"] = False
-    if not values:
-        return user
+        user = await _rename(ctx, user, changes.username)
+    if changes.email is not None:
+        user = await email_change.request_change(ctx, request, user, changes.email)
+    return user
+
+
+async def _rename(ctx: AuthContext, user: User, username: str) -> User:
+    async with ctx.sessions() as db:
+        if await users.taken_fields(db, None, username, exclude=user.id):
+            raise registration.taken("username")
     try:
         async with ctx.sessions() as db, db.begin():
-            updated = await users.update_fields(db, user.id, **values)
+            updated = await users.update_fields(db, user.id, username=username)
     except IntegrityError as exc:  # lost a race with another account taking the name
         field = users.violated_unique_field(exc)
         if field is None:
@@ -104,6 +112,4 @@ async def update_me(ctx: AuthContext, user: User, changes: UpdateMeRequest) -> U
         raise registration.taken(field) from None
     if updated is None:  # deleted in between
         raise _not_found()
-    if "email" in values and not updated.email_verified:  # a new address: mail it a link
-        mail_jobs.schedule_verification(ctx, updated.id)
     return updated

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from auth_service.api import PREFIX
-from auth_service.api.cookies import set_refresh_cookie
+from auth_service.api.cookies import refuse_cross_site, set_refresh_cookie
 from auth_service.api.deps import Context, CookieMode, CurrentUser
 from auth_service.schemas import LoginRequest, RegisterRequest, TokenPair, UpdateMeRequest, UserOut
 from auth_service.services import login, registration, user_admin
@@ -51,6 +51,8 @@ async def login_json(
     response: Response,
     cookie: CookieMode = False,
 ) -> TokenPair:
+    if cookie:
+        refuse_cross_site(request, ctx.settings)
     await ctx.limits.login(request, body.identifier)
     pair = await login.login(ctx, body.identifier, body.password)
     return _answer(ctx, response, pair, cookie)
@@ -70,6 +72,8 @@ async def login_form(
     response: Response,
     cookie: CookieMode = False,
 ) -> TokenPair:
+    if cookie:
+        refuse_cross_site(request, ctx.settings)
     await ctx.limits.login(request, form.username)
     pair = await login.login(ctx, form.username.strip(), form.password)
     return _answer(ctx, response, pair, cookie)
@@ -88,8 +92,12 @@ async def me(user: CurrentUser) -> UserOut:
 @router.patch(
     "/me",
     response_model=UserOut,
-    summary="Change your username or email (a new email is unverified)",
-    responses=error_responses(401, 409, 422),
+    summary="Change your username, or ask for a new email (needs current_password; the new "
+    "address is pending until the link mailed to it is opened)",
+    responses=error_responses(401, 409, 422, 429, 503),
 )
-async def update_me(body: UpdateMeRequest, user: CurrentUser, ctx: Context) -> UserOut:
-    return UserOut.model_validate(await user_admin.update_me(ctx, user, body))
+async def update_me(
+    body: UpdateMeRequest, user: CurrentUser, ctx: Context, request: Request
+) -> UserOut:
+    await ctx.limits.profile_change(request, user)
+    return UserOut.model_validate(await user_admin.update_me(ctx, request, user, body))

@@ -9,11 +9,12 @@ from auth_service.api.cookies import clear_refresh_cookie
 from auth_service.api.deps import Context, CurrentUser
 from auth_service.schemas import (
     Accepted,
+    ConfirmEmailChangeRequest,
     ForgotPasswordRequest,
     ResetPasswordRequest,
     VerifyEmailRequest,
 )
-from auth_service.services import email_verification, password_reset
+from auth_service.services import email_change, email_verification, password_reset
 from taskgate_common.errors import error_responses
 
 router = APIRouter(prefix=PREFIX, tags=["recovery"])
@@ -55,9 +56,10 @@ async def reset_password(body: ResetPasswordRequest, ctx: Context) -> Response:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     summary="Mail a new verification link to the current user's address",
-    responses=error_responses(400, 401),
+    responses=error_responses(400, 401, 429, 503),
 )
-async def request_verification(ctx: Context, user: CurrentUser) -> Accepted:
+async def request_verification(ctx: Context, user: CurrentUser, request: Request) -> Accepted:
+    await ctx.limits.account_mail(request, user)
     email_verification.request_verification(ctx, user)
     return Accepted(detail="A verification link is on its way to your email address.")
 
@@ -71,4 +73,16 @@ async def request_verification(ctx: Context, user: CurrentUser) -> Accepted:
 )
 async def verify_email(body: VerifyEmailRequest, ctx: Context) -> Response:
     await email_verification.verify_email(ctx, body.token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/confirm-email-change",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Make the pending email address the account's address, with the mailed token",
+    responses=error_responses(400, 409, 422),
+)
+async def confirm_email_change(body: ConfirmEmailChangeRequest, ctx: Context) -> Response:
+    await email_change.confirm_change(ctx, body.token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

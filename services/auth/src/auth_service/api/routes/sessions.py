@@ -10,6 +10,7 @@ from auth_service.api import PREFIX
 from auth_service.api.cookies import (
     clear_refresh_cookie,
     clearing_header,
+    refuse_cross_site,
     set_refresh_cookie,
     token_from,
 )
@@ -41,6 +42,8 @@ async def refresh(
     body: OptionalRefresh = None,
 ) -> TokenPair:
     response.headers.update(NO_STORE)
+    if cookie:
+        refuse_cross_site(request, ctx.settings)
     token, from_cookie = token_from(request, ctx.settings, body.refresh_token if body else None)
     await ctx.limits.refresh(request, token)
     if token is None:
@@ -90,9 +93,11 @@ async def logout_all(ctx: Context, user: CurrentUser) -> Response:
 
 
 async def _change_password(
-    ctx: Context, user: CurrentUser, body: ChangePasswordRequest
+    ctx: Context, request: Request, user: CurrentUser, body: ChangePasswordRequest
 ) -> Response:
-    await account_security.change_password(ctx, user, body.current_password, body.new_password)
+    await account_security.change_password(
+        ctx, request, user, body.current_password, body.new_password
+    )
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_refresh_cookie(response, ctx.settings)
     return response
@@ -105,7 +110,7 @@ router.add_api_route(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Change the password; ends every session (log in again with the new one)",
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 429, 503),
 )
 router.add_api_route(
     "/users/me/password",
@@ -114,5 +119,5 @@ router.add_api_route(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Alias of POST /auth/change-password for /users/me/password-style clients",
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 429, 503),
 )
