@@ -115,5 +115,7 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
         cors_origins=settings.cors_origins,
         expose_headers=["ETag", "Location"],
         rate_limit_headers=settings.rate_limit_enabled,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
     )
     return app

@@ -1,7 +1,8 @@
 """What every taskgate service app has around its own routes, built the same way in each.
 
 The FastAPI app with docs under the service's prefix and the design's error handlers; then the
-platform parts: health and metrics at the root, CORS, rate-limit headers, and request IDs
+platform parts: request size limits (innermost, so their refusals are counted, logged and carry
+CORS headers), health and metrics at the root, CORS, rate-limit headers, and request IDs
 (added last, so outermost).
 """
 
@@ -22,6 +23,7 @@ from taskgate_common.health import HealthCheck, health_router
 from taskgate_common.metrics import install_metrics
 from taskgate_common.rate_limits import RATE_HEADERS, RateLimitHeadersMiddleware
 from taskgate_common.request_context import RequestContextMiddleware
+from taskgate_common.request_limits import RequestLimitsMiddleware
 
 
 def new_service_app(
@@ -50,8 +52,16 @@ def new_service_app(
             settle_startup_heap()
             yield
 
+    # No trailing-slash redirects: Starlette builds their `Location` from the request's `Host`
+    # (an open redirect on an exposed port), and the metrics would name each redirected path.
+    # `/api/tasks/` is a 404 like any other unknown path; the documented URLs have no slash.
     app = FastAPI(
-        title=title, version=version, summary=summary, lifespan=lifespan_then_settle, **docs
+        title=title,
+        version=version,
+        summary=summary,
+        lifespan=lifespan_then_settle,
+        redirect_slashes=False,
+        **docs,
     )
     install_error_handlers(app)
     return app
@@ -105,9 +115,14 @@ def install_platform(
     cors_origins: Sequence[str],
     expose_headers: Sequence[str],
     rate_limit_headers: bool,
+    max_body_bytes: int,
+    max_header_bytes: int,
 ) -> None:
     """Call after the service's own routes are included."""
     add_routes(app, health_router(service, version, checks))
+    app.add_middleware(
+        RequestLimitsMiddleware, max_body_bytes=max_body_bytes, max_header_bytes=max_header_bytes
+    )
     install_metrics(app, registry)
     if cors_origins:
         app.add_middleware(

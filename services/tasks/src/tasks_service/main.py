@@ -96,5 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cors_origins=settings.cors_origins,
         expose_headers=["ETag", "Location", "Link", "X-Next-Cursor"],
         rate_limit_headers=ctx.write_limits is not None,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
     )
     return app
