@@ -9,6 +9,7 @@ from fastapi import Response
 
 from auth_service.api.cookies import set_refresh_cookie
 from auth_service.core.config import Settings
+from auth_service.main import create_app
 from auth_service.schemas import TokenPair
 
 COOKIE = "taskgate_refresh"
@@ -192,3 +193,115 @@ def test_secure_is_dropped_only_by_the_explicit_dev_setting(settings: Settings) 
         assert ("; secure" in header) is secure
         assert "httponly" in header
         assert "samesite=strict" in header
+
+
+EVIL = "https://evil.example"
+
+
+def _form(account: Account) -> dict[str, str]:
+    return {"username": account.username, "password": account.password}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": EVIL},
+        {"Origin": "null"},  # a sandboxed frame or a data: page
+        {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site"},  # a browser that left Origin out
+        {"Origin": "http://localhost:6666", "Sec-Fetch-Site": "same-site"},  # another port
+    ],
+)
+async def test_login_csrf_through_the_oauth_form_is_refused(
+    client: httpx.AsyncClient, make_account: MakeAccountFn, headers: dict[str, str]
+) -> None:
+    """Issue 13, finding 6: a form another site posts to /auth/token?cookie=true used to log
+    the victim's browser into the attacker's account (200 and a refresh cookie)."""
+    account = await make_account()
+    response = await client.post("/auth/token?cookie=true", data=_form(account), headers=headers)
+    assert response.status_code == 403
+    assert response.json()["code"] == "cross_site_request"
+    assert "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # not a browser: curl, a mobile app, an OAuth library
+        {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},  # the issuer's origin
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},  # typed into the address bar
+    ],
+)
+async def test_same_origin_and_non_browser_cookie_logins_still_work(
+    client: httpx.AsyncClient, make_account: MakeAccountFn, headers: dict[str, str]
+) -> None:
+    account = await make_account()
+    response = await client.post("/auth/token?cookie=true", data=_form(account), headers=headers)
+    assert response.status_code == 200, response.text
+    _set_cookie(response)
+
+
+async def test_allowed_cors_origins_may_use_the_cookie(
+    settings: Settings, make_account: MakeAccountFn
+) -> None:
+    spa = "http://localhost:5173"
+    app = create_app(settings.model_copy(update={"cors_origins": [spa]}))
+    account = await make_account()
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost:8080"
+        ) as http,
+    ):
+        headers = {"Origin": spa, "Sec-Fetch-Site": "same-site"}
+        login = await http.post(
+            "/auth/login?cookie=true",
+            json={"username": account.username, "password": account.password},
+            headers=headers,
+        )
+        assert login.status_code == 200
+        cookie, _ = _set_cookie(login)
+        refreshed = await http.post(
+            "/auth/refresh", headers=_with_cookie(cookie, **JSON, **headers)
+        )
+        assert refreshed.status_code == 200
+        other = await http.post(
+            "/auth/refresh",
+            headers=_with_cookie(cookie, **JSON, Origin="http://localhost:3001"),
+        )
+        assert other.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/auth/refresh", "/auth/logout"])
+async def test_cross_site_requests_cannot_use_the_cookie(
+    client: httpx.AsyncClient, make_account: MakeAccountFn, path: str
+) -> None:
+    account = await make_account()
+    cookie, _ = _set_cookie(await _cookie_login(client, account))
+    refused = await client.post(path, headers=_with_cookie(cookie, **JSON, Origin=EVIL))
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "cross_site_request"
+    # The session was not touched: the cookie still refreshes from the right origin.
+    fine = await client.post("/auth/refresh", headers=_with_cookie(cookie, **JSON))
+    assert fine.status_code == 200
+
+
+async def test_json_login_in_cookie_mode_refuses_other_sites_too(
+    client: httpx.AsyncClient, make_account: MakeAccountFn
+) -> None:
+    account = await make_account()
+    refused = await client.post(
+        "/auth/login?cookie=true",
+        json={"username": account.username, "password": account.password},
+        headers={"Origin": EVIL},
+    )
+    assert refused.status_code == 403
+    # Without cookie mode nothing is set, so nothing to forge: the body tokens are the
+    # caller's own (and CORS keeps another origin from reading them).
+    plain = await client.post(
+        "/auth/login",
+        json={"username": account.username, "password": account.password},
+        headers={"Origin": EVIL},
+    )
+    assert plain.status_code == 200
