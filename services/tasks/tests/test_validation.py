@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 from tasks_factories import User, create_task
-
-from tasks_service.core.cursor import encode_cursor, fingerprint
-from tasks_service.schemas import TaskListParams
-
-
-def _cursor(keys: list[Any], sort: str = "position") -> str:
-    """A well-formed cursor for the default filters carrying a forged key."""
-    return encode_cursor(sort, fingerprint(TaskListParams().filters()), keys[0])
-
 
 INVALID_BODIES: list[tuple[dict[str, Any], list[str | int]]] = [
     ({}, ["body", "title"]),
@@ -40,6 +30,8 @@ INVALID_BODIES: list[tuple[dict[str, Any], list[str | int]]] = [
     ({"title": "ok", "labels": ["a\x00"]}, ["body", "labels", 0]),
     ({"title": "ok", "due_at": "9999-12-31T23:00:00-05:00"}, ["body", "due_at"]),
     ({"title": "ok", "due_at": "0001-01-01T00:30:00+01:00"}, ["body", "due_at"]),
+    ({"title": "ok", "due_at": "9999-12-31T23:59:59.999999Z"}, ["body", "due_at"]),
+    ({"title": "ok", "due_at": "0001-01-01T00:00:00Z"}, ["body", "due_at"]),
 ]
 
 
@@ -114,22 +106,13 @@ async def test_a_body_that_is_not_json_is_422(client: httpx.AsyncClient, alice: 
         ("completed=maybe", "completed"),
         ("q=", "q"),
         ("colour=red", "colour"),
-        ("cursor=%%%", "cursor"),
-        ("cursor=bm90IGpzb24", "cursor"),
-        ("cursor=eyJzIjoicG9zaXRpb24ifQ", "cursor"),
-        ("cursor=" + "A" * 2000, "cursor"),
-        ("cursor=" + _cursor([["todo", 2**70, str(uuid.uuid4())]]), "cursor"),
-        ("cursor=" + _cursor([["blocked", 1, str(uuid.uuid4())]]), "cursor"),
-        ("cursor=" + _cursor([["todo", 1, "not-a-uuid"]]), "cursor"),
-        ("cursor=" + _cursor([["todo", True, str(uuid.uuid4())]]), "cursor"),
-        ("cursor=" + _cursor([["todo", 1]]), "cursor"),
-        ("sort=due_at&cursor=" + _cursor([["yesterday", str(uuid.uuid4())]], "due_at"), "cursor"),
-        (
-            "sort=due_at&cursor=" + _cursor([["2030-01-01T00:00:00", str(uuid.uuid4())]], "due_at"),
-            "cursor",
-        ),
+        ("cursor=" + "A" * 2000, "cursor"),  # other bad cursors: test_cursors.py
         ("q=%00", "q"),
         ("due_before=9999-12-31T23:00:00-05:00", "due_before"),
+        ("due_before=9999-12-31T23:59:59-14:00", "due_before"),
+        ("due_after=0001-01-01T00:00:00%2B14:00", "due_after"),
+        ("due_before=9999-12-31T23:59:59.999999Z", "due_before"),
+        ("due_after=0001-01-01T00:00:00Z", "due_after"),
     ],
 )
 async def test_bad_list_parameters_are_422_naming_the_parameter(

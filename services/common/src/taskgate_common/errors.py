@@ -37,7 +37,10 @@ _FRAMEWORK_CODES = {
 
 
 class ApiError(Exception):
-    """A failure with a stable code that the route layer turns into the design's error body."""
+    """A failure with a stable code that the route layer turns into the design's error body.
+
+    A 422 with a code of its own (not the generic `validation_error`) passes `errors`, the
+    `{loc, msg, type}` items every 422 carries."""
 
     def __init__(
         self,
@@ -45,12 +48,14 @@ class ApiError(Exception):
         code: str,
         detail: str,
         headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.code = code
         self.detail = detail
         self.headers = dict(headers or {})
+        self.errors = None if errors is None else list(errors)
 
 
 class DatabaseUnavailable(Exception):
@@ -122,7 +127,8 @@ def _summary(items: list[dict[str, Any]]) -> str:
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+    extra = {} if exc.errors is None else {"errors": _validation_items(exc.errors)}
+    return error_response(exc.status_code, exc.code, exc.detail, exc.headers, **extra)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

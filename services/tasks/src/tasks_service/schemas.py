@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from tasks_service.core.cursor import MAX_TIME, MIN_TIME
 from tasks_service.models import Priority, TaskStatus
 
 
@@ -32,10 +33,16 @@ def _storable(text: str) -> str:
 
 
 def _utc(value: datetime) -> datetime:
+    """In UTC, strictly inside Python's years 1..9999: asyncpg cannot send a time whose UTC
+    value falls outside (a 500 once, not a 422), and sends the two ends themselves as
+    PostgreSQL's -infinity/infinity, which read back as naive datetimes."""
     try:
-        return value.astimezone(UTC)
+        moment = value.astimezone(UTC)
     except OverflowError:
         raise ValueError("is out of range") from None
+    if not MIN_TIME < moment < MAX_TIME:
+        raise ValueError("is out of range")
+    return moment
 
 
 def _unique(labels: list[str]) -> list[str]:

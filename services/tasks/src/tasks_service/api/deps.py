@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from taskgate_common.errors import ApiError
@@ -75,12 +74,19 @@ BOARD_QUERY_DOCS = {"parameters": openapi_parameters(BoardParams)}
 
 
 async def get_list_request(request: Request) -> listing.ListRequest:
+    """The list's parameters; a cursor that is not usable here (forged, tampered, signed with
+    another key, made for another sort or filters) is 422 `invalid_cursor`, so a client can tell
+    it from its own bad parameters and start again from the first page."""
     params = parse_query(TaskListParams, request.query_params)
+    ctx: TasksContext = request.app.state.ctx
     try:
-        return listing.prepare(params)
+        return listing.prepare(ctx, params)
     except InvalidCursor as exc:
-        raise RequestValidationError(
-            [{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}]
+        raise ApiError(
+            422,
+            "invalid_cursor",
+            f"Invalid cursor: {exc}",
+            errors=[{"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}],
         ) from None
 
 

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import Field, HttpUrl, field_validator, model_validator
+import secrets
+from pathlib import Path
+
+from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from taskgate_common.rate_limits import check_limit
 from taskgate_common.settings import RateLimitSettings, ServiceSettings
 
 SERVICE_AUDIENCE = "tasks-api"
+MIN_CURSOR_SECRET_LENGTH = 32
+
+
+def _random_cursor_secret() -> SecretStr:
+    """Unset: a key of this process alone; its cursors are refused by any other process."""
+    return SecretStr(secrets.token_urlsafe(32))
+
+
+def _check_cursor_secret(value: SecretStr, source: str) -> SecretStr:
+    """A short key would let cursors be forged by guessing it."""
+    if len(value.get_secret_value()) < MIN_CURSOR_SECRET_LENGTH:
+        raise ValueError(f"{source} must be at least {MIN_CURSOR_SECRET_LENGTH} characters")
+    return value
 
 
 class Settings(RateLimitSettings, ServiceSettings):
@@ -34,6 +50,15 @@ class Settings(RateLimitSettings, ServiceSettings):
     jwks_fetch_timeout_seconds: float = Field(5, gt=0, le=60)
     jwks_retry_max_seconds: float = Field(60, gt=0)
     docs_enabled: bool = True
+    # Signs list cursors (core/cursor.py). Replicas behind one gateway need the same one: a
+    # cursor from another key is refused (422 `invalid_cursor`; the client restarts the list).
+    cursor_secret: SecretStr = Field(
+        default_factory=_random_cursor_secret,
+        description="Key signing list cursors (at least 32 characters); unset: random per process",
+    )
+    cursor_secret_file: Path | None = Field(
+        None, description="File holding the cursor key (a mounted secret); wins over the variable"
+    )
     # Abuse protection (docs/security.md): writes per user, in the `limits` notation.
     rate_limit_writes_per_user: str = Field(
         "120/minute", description="Task writes (any method but GET/HEAD/OPTIONS) per user"
@@ -57,11 +82,47 @@ class Settings(RateLimitSettings, ServiceSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("cursor_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        """Compose passes `${TASKS_CURSOR_SECRET:-}`: empty means "not set", so random."""
+        return _random_cursor_secret() if value in ("", None) else value
+
+    @field_validator("cursor_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        return _check_cursor_secret(value, "TASKS_CURSOR_SECRET")
+
+    @field_validator("cursor_secret_file", mode="before")
+    @classmethod
+    def _empty_file_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _secret_from_file(self) -> Settings:
+        """Read at startup, so an unreadable or short secret stops the service at once
+        instead of every cursor failing later."""
+        if self.cursor_secret_file is not None:
+            try:
+                text = self.cursor_secret_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot read TASKS_CURSOR_SECRET_FILE {self.cursor_secret_file}: "
+                    f"{exc.strerror}"
+                ) from None
+            self.cursor_secret = _check_cursor_secret(SecretStr(text), "TASKS_CURSOR_SECRET_FILE")
+        return self
+
     @model_validator(mode="after")
     def _ttl_bounds(self) -> Settings:
         if self.jwks_min_ttl_seconds > self.jwks_max_ttl_seconds:
             raise ValueError("jwks_min_ttl_seconds must not exceed jwks_max_ttl_seconds")
         return self
+
+    @property
+    def cursor_key(self) -> bytes:
+        """The HMAC key of list cursors."""
+        return self.cursor_secret.get_secret_value().encode()
 
     @property
     def discovery_url(self) -> str:

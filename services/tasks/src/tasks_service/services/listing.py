@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
-from tasks_service.core.cursor import InvalidCursor, decode_cursor, encode_cursor, fingerprint
+from tasks_service.core.cursor import decode_cursor, encode_cursor
 from tasks_service.models import TaskStatus
 from tasks_service.repositories import tasks
 from tasks_service.repositories.tasks import TaskRow
@@ -37,50 +35,17 @@ class Column:
     next_cursor: str | None
 
 
-def prepare(params: TaskListParams) -> ListRequest:
-    """Check the cursor against the sort and filters; raises `InvalidCursor`."""
+def prepare(ctx: TasksContext, params: TaskListParams) -> ListRequest:
+    """Check the cursor against the sort, the filters and its signature; raises `InvalidCursor`."""
     filters = params.filters()
     after = None
     if params.cursor is not None:
-        raw = decode_cursor(params.cursor, params.sort, fingerprint(filters))
-        after = _typed_key(params.sort, raw)
+        after = decode_cursor(ctx.settings.cursor_key, params.cursor, params.sort, filters)
     return ListRequest(params=params, filters=filters, after=after)
 
 
-def _typed_key(sort: str, raw: list[Any]) -> list[Any]:
-    try:
-        if sort == "position":
-            status, position, task_id = raw
-            if isinstance(position, bool) or not isinstance(position, int):
-                raise InvalidCursor("bad position")
-            if not -(2**63) <= position < 2**63:
-                raise InvalidCursor("bad position")
-            return [TaskStatus(status), position, uuid.UUID(task_id)]
-        stamp, task_id = raw
-        if stamp is None and sort == "due_at":
-            return [None, uuid.UUID(task_id)]
-        moment = datetime.fromisoformat(stamp)
-        if moment.tzinfo is None:
-            raise InvalidCursor("naive time")
-        return [moment, uuid.UUID(task_id)]
-    except (ValueError, TypeError, AttributeError):
-        raise InvalidCursor("the cursor is not one this service issued") from None
-
-
-def _jsonable(values: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for value in values:
-        if isinstance(value, datetime):
-            out.append(value.isoformat())
-        elif isinstance(value, uuid.UUID | TaskStatus):
-            out.append(str(value))
-        else:
-            out.append(value)
-    return out
-
-
-def _next_cursor(sort: str, filters: dict[str, Any], last: TaskRow) -> str:
-    return encode_cursor(sort, fingerprint(filters), _jsonable(tasks.sort_key(sort, last)))
+def _next_cursor(ctx: TasksContext, sort: str, filters: dict[str, Any], last: TaskRow) -> str:
+    return encode_cursor(ctx.settings.cursor_key, sort, filters, tasks.sort_key(sort, last))
 
 
 async def list_tasks(ctx: TasksContext, principal: Principal, request: ListRequest) -> Page:
@@ -92,7 +57,7 @@ async def list_tasks(ctx: TasksContext, principal: Principal, request: ListReque
     if len(rows) <= params.limit:
         return Page(items=rows, next_cursor=None)
     items = rows[: params.limit]
-    return Page(items=items, next_cursor=_next_cursor(params.sort, request.filters, items[-1]))
+    return Page(items=items, next_cursor=_next_cursor(ctx, params.sort, request.filters, items[-1]))
 
 
 async def board(ctx: TasksContext, principal: Principal, per_column: int) -> list[Column]:
@@ -106,6 +71,6 @@ async def board(ctx: TasksContext, principal: Principal, per_column: int) -> lis
         cursor = None
         if total > len(items):
             filters = TaskListParams(status=[status]).filters()
-            cursor = _next_cursor("position", filters, items[-1])
+            cursor = _next_cursor(ctx, "position", filters, items[-1])
         columns.append(Column(status=status, total=total, items=items, next_cursor=cursor))
     return columns
