@@ -23,7 +23,7 @@ async def _mail_to(stack: DevStack, to: str, subject: str) -> Path:
     assert sink is not None
 
     def match(message: EmailMessage) -> bool:
-        return message["To"] == to and message["Subject"] == subject
+        return bool(message["To"] == to and message["Subject"] == subject)
 
     [path] = await asyncio.to_thread(sink.wait_for, match)
     return path

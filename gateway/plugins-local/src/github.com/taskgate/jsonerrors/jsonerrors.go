@@ -9,15 +9,27 @@
 // Headers Traefik set on its own errors (Retry-After and X-Retry-In on a 429) are kept; the
 // caller's X-Request-ID is echoed, and CORS headers are added for the services' origins.
 //
+// A request body the client framed wrongly (a bare LF or a non-hex or overflowing chunk size in
+// chunked encoding, a body cut short) makes Traefik's `buffering` middleware and its proxy fail
+// to read it, and both answer such a read error with a plain 500 (or 499/502/504, by the error's
+// kind) although the fault is the client's. The middleware therefore watches the request body:
+// when reading it failed and Traefik then made its own error (>= 500, or 499), the answer is a
+// 400 `bad_request` (a 408 `request_timeout` when the body stopped arriving), not a 5xx. A 5xx
+// from a request whose body was read whole is left as it is (docs/operations.md).
+//
 // Interpreted by Traefik's Yaegi at start-up (experimental.localPlugins): standard library only.
 package jsonerrors
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Config is the middleware's dynamic configuration.
@@ -46,6 +58,7 @@ var known = map[int]errorBody{
 	400: {"The gateway could not accept this request", "bad_request"},
 	404: {"Nothing is served at this address", "not_found"},
 	405: {"This method is not allowed here", "method_not_allowed"},
+	408: {"The request body did not arrive in time", "request_timeout"},
 	413: {"The request body is larger than the gateway accepts", "payload_too_large"},
 	429: {"Too many requests from this address; retry after the number of seconds in Retry-After", "rate_limited"},
 	500: {"Internal server error", "internal_error"}, // as the services say it
@@ -54,11 +67,18 @@ var known = map[int]errorBody{
 	504: {"The service behind the gateway did not answer in time; try again shortly", "gateway_timeout"},
 }
 
+// The 400 for a request body that could not be read (see the package comment).
+var malformedBody = errorBody{
+	"The request body is malformed or incomplete (invalid chunked encoding, or the connection ended before the body did)",
+	"bad_request",
+}
+
 // JSONErrors is the middleware.
 type JSONErrors struct {
-	next    http.Handler
-	bodies  map[int][]byte
-	origins map[string]bool
+	next      http.Handler
+	bodies    map[int][]byte
+	malformed []byte
+	origins   map[string]bool
 }
 
 // New builds the middleware; every known body is rendered once, here.
@@ -74,17 +94,61 @@ func New(_ context.Context, next http.Handler, config *Config, _ string) (http.H
 		}
 		bodies[status] = data
 	}
+	malformed, err := json.Marshal(malformedBody)
+	if err != nil {
+		return nil, err
+	}
 	origins := map[string]bool{}
 	for _, origin := range strings.Split(config.AllowedOrigins, ",") {
 		if origin = strings.TrimSpace(origin); origin != "" {
 			origins[origin] = true
 		}
 	}
-	return &JSONErrors{next: next, bodies: bodies, origins: origins}, nil
+	return &JSONErrors{next: next, bodies: bodies, malformed: malformed, origins: origins}, nil
 }
 
 func (j *JSONErrors) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	j.next.ServeHTTP(&writer{rw: rw, owner: j, req: req}, req)
+	w := &writer{rw: rw, owner: j, req: req}
+	// ContentLength is 0 for a request without a body (Body is http.NoBody), -1 when chunked.
+	if req.Body != nil && req.ContentLength != 0 {
+		w.body = &bodyReader{rc: req.Body}
+		req.Body = w.body
+	}
+	j.next.ServeHTTP(w, req)
+}
+
+// bodyReader passes the request body through and remembers the first read error other than
+// io.EOF: the client's framing was wrong (net/http's "malformed chunked encoding", "chunked line
+// ends with bare LF", "invalid byte in chunk length", "http chunk length too large",
+// io.ErrUnexpectedEOF) or the body stopped arriving (the entry point's readTimeout). The proxy
+// may read it on another goroutine (its transport's write loop), hence the lock.
+type bodyReader struct {
+	rc  io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error {
+	return b.rc.Close()
+}
+
+// failure is the first read error, nil while the body read fine.
+func (b *bodyReader) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 func (j *JSONErrors) body(status int) []byte {
@@ -108,6 +172,7 @@ type writer struct {
 	rw          http.ResponseWriter
 	owner       *JSONErrors
 	req         *http.Request
+	body        *bodyReader // nil for a request without a body
 	wroteHeader bool
 	replaced    bool
 	streamed    bool // no Content-Length: flushed on every write (see Flush)
@@ -134,6 +199,19 @@ func (w *writer) WriteHeader(status int) {
 	}
 	w.replaced = true
 	body := w.owner.body(status)
+	// Traefik's 500 (499, 502, 504) after the request body could not be read: the client's
+	// fault, not the gateway's nor a service's.
+	if (status >= 500 || status == 499) && w.body != nil {
+		if err := w.body.failure(); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				status = http.StatusRequestTimeout
+				body = w.owner.body(status)
+			} else {
+				status = http.StatusBadRequest
+				body = w.owner.malformed
+			}
+		}
+	}
 	header.Set("Content-Type", "application/json")
 	header.Set("Content-Length", strconv.Itoa(len(body)))
 	header.Del("Content-Encoding")
