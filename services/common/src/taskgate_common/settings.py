@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
@@ -22,6 +23,17 @@ def _split_list(value: object) -> object:
 
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+
+def read_secret_file(path: Path, variable: str, error: type[Exception] = ValueError) -> str:
+    """A mounted secret (`*_FILE` settings) without its trailing newline.
+
+    An unreadable file raises `error` naming the variable and the path, never the content.
+    """
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise error(f"cannot read {variable} {path}: {exc.strerror}") from None
 
 
 class ServiceSettings(BaseSettings):

@@ -15,6 +15,7 @@ import aiosmtplib
 
 from auth_service.core.config import Settings
 from auth_service.core.mail_templates import RenderedMail
+from taskgate_common.settings import read_secret_file
 
 # What a failed send raises: SMTP refusals, connection and TLS errors, timeouts.
 SEND_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
@@ -28,12 +29,9 @@ def smtp_password(settings: Settings) -> str | None:
     if settings.smtp_password is not None:
         return settings.smtp_password.get_secret_value()
     if settings.smtp_password_file is not None:
-        try:
-            password = settings.smtp_password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise MailConfigError(
-                f"cannot read AUTH_SMTP_PASSWORD_FILE {settings.smtp_password_file}: {exc.strerror}"
-            ) from None
+        password = read_secret_file(
+            settings.smtp_password_file, "AUTH_SMTP_PASSWORD_FILE", MailConfigError
+        )
         return password or None  # an empty secret means "no login"
     return None
 

@@ -16,6 +16,7 @@ from auth_service.repositories import users
 from auth_service.schemas import RegisterRequest
 from auth_service.services.registration import create_account
 from taskgate_common.errors import ApiError
+from taskgate_common.settings import read_secret_file
 
 logger = logging.getLogger("taskgate.auth.bootstrap")
 
@@ -42,9 +43,11 @@ def _bootstrap_password(settings: Settings) -> str | None:
         return settings.bootstrap_admin_password.get_secret_value()
     if settings.bootstrap_admin_password_file is not None:
         try:
-            return settings.bootstrap_admin_password_file.read_text().rstrip("\r\n")
-        except OSError as exc:
-            logger.error("cannot read AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE: %s", exc.strerror)
+            return read_secret_file(
+                settings.bootstrap_admin_password_file, "AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE"
+            )
+        except ValueError as exc:  # logged, not raised: the bootstrap never fails startup
+            logger.error("%s", exc)
     return None
 
 

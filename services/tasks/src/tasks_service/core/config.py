@@ -9,7 +9,7 @@ from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from taskgate_common.rate_limits import check_limit
-from taskgate_common.settings import RateLimitSettings, ServiceSettings
+from taskgate_common.settings import RateLimitSettings, ServiceSettings, read_secret_file
 
 SERVICE_AUDIENCE = "tasks-api"
 MIN_CURSOR_SECRET_LENGTH = 32
@@ -103,13 +103,7 @@ class Settings(RateLimitSettings, ServiceSettings):
         """Read at startup, so an unreadable or short secret stops the service at once
         instead of every cursor failing later."""
         if self.cursor_secret_file is not None:
-            try:
-                text = self.cursor_secret_file.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise ValueError(
-                    f"cannot read TASKS_CURSOR_SECRET_FILE {self.cursor_secret_file}: "
-                    f"{exc.strerror}"
-                ) from None
+            text = read_secret_file(self.cursor_secret_file, "TASKS_CURSOR_SECRET_FILE")
             self.cursor_secret = _check_cursor_secret(SecretStr(text), "TASKS_CURSOR_SECRET_FILE")
         return self
 
