@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
-from starlette.requests import Request
 
 from auth_service.context import AuthContext
 from auth_service.core.identity_keys import identity_key
@@ -33,10 +32,10 @@ def invalid_change_token() -> ApiError:
     )
 
 
-async def request_change(ctx: AuthContext, request: Request, user: User, new_email: str) -> User:
+async def request_change(ctx: AuthContext, user: User, new_email: str) -> User:
     """Record the pending address (mailing both addresses) or, when only the spelling of the
-    current address changes, take it at once. The caller has checked the password."""
-    await ctx.limits.account_mail(request, user)
+    current address changes, take it at once. The caller has checked the password and
+    counted the mails against the account-mail limits (`user_admin.update_me`)."""
     if identity_key(new_email) == user.email_key:
         # The same mailbox (another case or width): nothing to prove, no mail.
         async with ctx.sessions() as db, db.begin():

@@ -91,10 +91,11 @@ async def update_me(
     if changes.email is not None:
         assert changes.current_password is not None  # the schema requires it with an email
         await check_current_password(ctx, request, user, changes.current_password)
+        await ctx.limits.account_mail(request, user)  # before anything changes
     if changes.username is not None and changes.username != user.username:
         user = await _rename(ctx, user, changes.username)
     if changes.email is not None:
-        user = await email_change.request_change(ctx, request, user, changes.email)
+        user = await email_change.request_change(ctx, user, changes.email)
     return user
 
 
