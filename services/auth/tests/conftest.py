@@ -107,7 +107,8 @@ async def _clean_tables(sql: SqlFn) -> AsyncIterator[None]:
     """Each test starts from empty tables (truncation: the app commits its own work)."""
     yield
     await sql(
-        "TRUNCATE email_tokens, refresh_tokens, refresh_sessions, users RESTART IDENTITY CASCADE"
+        "TRUNCATE email_tokens, refresh_tokens, refresh_sessions, users, revocations "
+        "RESTART IDENTITY CASCADE"
     )
 
 

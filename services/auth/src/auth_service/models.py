@@ -7,11 +7,13 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -80,6 +82,14 @@ class RefreshSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
+    # The key a successor refresh token is derived from (HMAC of the presented token), so a
+    # token re-presented within the grace window gets the same successor back. NULL for
+    # logins older than migration 0005: they rotate without a grace window.
+    rotation_secret: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # What the devices list shows; set at login and on every refresh.
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    client_address: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_refresh_sessions_user_id", "user_id"),
@@ -109,6 +119,28 @@ class RefreshToken(Base):
     spent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_refresh_tokens_session_id", "session_id"),)
+
+
+class Revocation(Base):
+    """One entry of the revocation feed, written only by database triggers (migration 0005)
+    in the revoking transaction: a session revoked, or a user whose older access tokens all
+    stopped counting (`token_version` rose, deactivated, deleted). `txid` (xid8) is left out
+    of the model: SQLAlchemy has no type for it, and only the feed's SQL reads it."""
+
+    __tablename__ = "revocations"
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[uuid.UUID | None] = mapped_column()
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    token_version: Mapped[int | None] = mapped_column(Integer)
+    is_active: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_revocations_created_at", "created_at"),
+        CheckConstraint("kind IN ('session', 'user')", name="ck_revocations_kind"),
+    )
 
 
 class TokenPurpose(enum.StrEnum):
