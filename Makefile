@@ -38,6 +38,7 @@ dev: install ## run the whole stack locally (no Docker); data kept in .data/
 .PHONY: bench
 bench: install ## measure the hot paths (see bench/)
 	$(UV) run python bench/crypto_costs.py
+	$(UV) run python bench/revocation_delay.py
 	$(UV) run python bench/run.py
 
 .PHONY: keys

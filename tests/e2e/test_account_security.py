@@ -105,7 +105,7 @@ async def test_another_site_cannot_log_the_browser_in_through_the_token_form(
     gateway: httpx.AsyncClient, gateway_url: str
 ) -> None:
     account = await new_account(gateway)
-    form = {"username": account.username, "password": account.password}
+    form = {"grant_type": "password", "username": account.username, "password": account.password}
     forged = await gateway.post(
         "/auth/token?cookie=true",
         data=form,

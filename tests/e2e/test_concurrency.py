@@ -139,9 +139,11 @@ async def test_refresh_storms(gateway: httpx.AsyncClient, stack: DevStack) -> No
             storm = await asyncio.gather(
                 *(http.post("/auth/refresh", json={"refresh_token": shared}) for _ in range(20))
             )
+        # Many tabs refreshing one token at once: every one succeeds (the grace window) and
+        # they all end up holding the same single successor.
         statuses = Counter(r.status_code for r in storm)
-        assert statuses[200] == 1, statuses
-        assert set(statuses) == {200, 401}, statuses
+        assert statuses == Counter({200: 20}), statuses
+        assert len({r.json()["refresh_token"] for r in storm}) == 1
     print(
         f"\nrefresh storm: 20 families x 6 refreshes = {honest_total} all 200; "
         f"one token x 20 at once -> {dict(statuses)}"

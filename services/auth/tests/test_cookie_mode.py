@@ -73,14 +73,17 @@ async def test_cookie_mode_round_trip(
     assert "secure" in attributes
     assert refreshed.headers["cache-control"] == "no-store"
 
-    # The old cookie is spent: replaying it revokes the family and drops the cookie.
+    # Once the new cookie has been used in turn, the old one is spent for good: replaying it
+    # revokes the family and drops the cookie (test_refresh_grace.py: replays before that).
+    third = await client.post("/auth/refresh", json={}, headers=_with_cookie(second))
+    assert third.status_code == 200, third.text
     replay = await client.post("/auth/refresh", json={}, headers=_with_cookie(first))
     assert replay.status_code == 401
     assert replay.json()["code"] == "refresh_token_reused"
     value, attributes = _set_cookie(replay)
     assert value == ""
     assert attributes["max-age"] == "0"
-    dead = await client.post("/auth/refresh", json={}, headers=_with_cookie(second))
+    dead = await client.post("/auth/refresh", json={}, headers=_with_cookie(_set_cookie(third)[0]))
     assert dead.json()["code"] == "refresh_token_revoked"
 
 
@@ -124,7 +127,8 @@ async def test_oauth_form_login_has_cookie_mode_too(
 ) -> None:
     account = await make_account()
     response = await client.post(
-        "/auth/token?cookie=1", data={"username": account.username, "password": account.password}
+        "/auth/token?cookie=1",
+        data={"grant_type": "password", "username": account.username, "password": account.password},
     )
     assert response.status_code == 200
     assert "refresh_token" not in response.json()
@@ -199,7 +203,7 @@ EVIL = "https://evil.example"
 
 
 def _form(account: Account) -> dict[str, str]:
-    return {"username": account.username, "password": account.password}
+    return {"grant_type": "password", "username": account.username, "password": account.password}
 
 
 @pytest.mark.parametrize(

@@ -94,8 +94,9 @@ async def test_token_endpoint_shares_the_login_buckets(settings: Settings) -> No
         client(app) as http,
     ):
         await login(http, "nobody", "x")
-        await http.post("/auth/token", data={"username": "nobody", "password": "x"})
-        third = await http.post("/auth/token", data={"username": "nobody", "password": "x"})
+        form = {"grant_type": "password", "username": "nobody", "password": "x"}
+        await http.post("/auth/token", data=form)
+        third = await http.post("/auth/token", data=form)
     assert third.status_code == 429
 
 

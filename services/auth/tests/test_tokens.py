@@ -111,7 +111,11 @@ async def test_openid_configuration(client: httpx.AsyncClient) -> None:
     assert body["issuer"] == ISSUER
     assert body["jwks_uri"] == f"{ISSUER}/.well-known/jwks.json"
     assert body["token_endpoint"] == f"{ISSUER}/token"
-    assert body["id_token_signing_alg_values_supported"] == ["RS256"]
+    # Not an OpenID provider: no ID token, so no ID-token algorithm (test_oauth_clients.py has
+    # the whole document). The access tokens' algorithm is each JWK's `alg`.
+    assert "id_token_signing_alg_values_supported" not in body
+    jwks = (await client.get(body["jwks_uri"])).json()
+    assert {key["alg"] for key in jwks["keys"]} == {"RS256"}
 
 
 async def test_a_token_signed_by_us_by_hand_is_accepted(
@@ -130,13 +134,16 @@ async def test_a_token_signed_by_us_by_hand_is_accepted(
 async def test_a_validly_signed_token_for_an_unknown_session_is_refused(
     client: httpx.AsyncClient, register: RegisterFn, login: LoginFn, signing_key: SigningKey
 ) -> None:
-    """Fails closed: no session row (never made, or purged) is not "not revoked"."""
+    """Fails closed: no session row (never made, or purged) is not "not revoked". A token
+    with no `sid` at all is not one auth issued: the shared verifier refuses it outright."""
     account = await register()
     await login(account)
-    for sid in (str(uuid.uuid4()), None):
-        response = await _me(client, _sign(signing_key, _claims(account, sid=sid)))
-        assert response.status_code == 401
-        assert response.json()["code"] == "token_revoked"
+    response = await _me(client, _sign(signing_key, _claims(account, sid=str(uuid.uuid4()))))
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_revoked"
+    response = await _me(client, _sign(signing_key, _claims(account, sid=None)))
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
 
 
 def _forged_cases(signing_key: SigningKey, account: Account) -> dict[str, tuple[str, str]]:
@@ -193,6 +200,17 @@ def _forged_cases(signing_key: SigningKey, account: Account) -> dict[str, tuple[
         "tampered_payload": (tampered, "invalid_token"),
         "not_an_access_token_typ": (_sign(signing_key, good, typ="JWT"), "invalid_token"),
         "missing_exp": (_sign(signing_key, _claims(account, exp=None)), "invalid_token"),
+        # The verifier both services share requires every claim auth writes.
+        "missing_nbf": (_sign(signing_key, _claims(account, nbf=None)), "invalid_token"),
+        "missing_jti": (_sign(signing_key, _claims(account, jti=None)), "invalid_token"),
+        "missing_ver": (_sign(signing_key, _claims(account, ver=None)), "invalid_token"),
+        "missing_role": (_sign(signing_key, _claims(account, role=None)), "invalid_token"),
+        "sid_not_a_uuid": (_sign(signing_key, _claims(account, sid="s-1")), "invalid_token"),
+        "sub_uuid_in_braces": (
+            _sign(signing_key, _claims(account, sub="{" + account.id + "}")),
+            "invalid_token",
+        ),
+        "kid_too_long": (_sign(signing_key, good, kid="k" * 257), "invalid_token"),
         "sub_not_a_uuid": (_sign(signing_key, _claims(account, sub="admin")), "invalid_token"),
         "garbage": ("not.a.jwt", "invalid_token"),
     }
@@ -212,6 +230,13 @@ def _forged_cases(signing_key: SigningKey, account: Account) -> dict[str, tuple[
         "tampered_payload",
         "not_an_access_token_typ",
         "missing_exp",
+        "missing_nbf",
+        "missing_jti",
+        "missing_ver",
+        "missing_role",
+        "sid_not_a_uuid",
+        "sub_uuid_in_braces",
+        "kid_too_long",
         "sub_not_a_uuid",
         "garbage",
     ],

@@ -95,7 +95,8 @@ async def test_malformed_bodies_are_422_not_500(
     assert response.json()["code"] == "validation_error"
 
 
-async def test_oauth2_form_without_fields_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.post("/auth/token", data={"username": "only"})
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["loc"] == ["body", "password"]
+async def test_oauth2_form_without_fields_is_invalid_request(client: httpx.AsyncClient) -> None:
+    """The token endpoint answers RFC 6749 errors, not 422 (test_oauth_token_endpoint.py)."""
+    response = await client.post("/auth/token", data={"grant_type": "password", "username": "x"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"

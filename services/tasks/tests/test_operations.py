@@ -94,7 +94,7 @@ async def test_health_reports_database_and_keys(client: httpx.AsyncClient) -> No
     assert health.status_code == 200
     body = health.json()
     assert body["service"] == "tasks"
-    assert set(body["checks"]) == {"database", "jwks"}
+    assert set(body["checks"]) == {"database", "jwks", "revocations"}
     assert body["checks"]["jwks"]["details"]["loaded"] is True
     assert body["checks"]["jwks"]["details"]["keys"] >= 1
 

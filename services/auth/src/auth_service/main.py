@@ -10,7 +10,8 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from auth_service.api import PREFIX
-from auth_service.api.routes import accounts, discovery, recovery, sessions, users
+from auth_service.api.routes import accounts, devices, discovery, oauth, recovery, sessions, users
+from auth_service.api.routes import revocation_feed as revocation_feed_routes
 from auth_service.context import AuthContext
 from auth_service.core.background import BackgroundJobs
 from auth_service.core.config import Settings
@@ -21,6 +22,7 @@ from auth_service.core.signing_keys import KeyRing, key_ring_for
 from auth_service.core.throttle import CredentialLimits
 from auth_service.metrics import AuthMetrics
 from auth_service.services.bootstrap import bootstrap_admin
+from auth_service.services.revocation_feed import RevocationFeed, RevocationFeedSettings
 from taskgate_common.database import (
     create_driver_connections,
     create_engine,
@@ -68,7 +70,7 @@ def build_context(settings: Settings, keys: KeyRing | None = None) -> AuthContex
         metrics=AuthMetrics(registry),
         mailer=mailer,
         jobs=BackgroundJobs(settings.mail_queue_limit),
-        limits=CredentialLimits(settings, limiter, sessions),
+        limits=CredentialLimits(settings, limiter),
         lockout=LoginLockout(settings, limiter, registry),
     )
 
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
     settings = settings or Settings()
     configure_logging(SERVICE, settings.log_level)
     ctx = build_context(settings, keys)
+    feed = RevocationFeed(ctx, RevocationFeedSettings())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -84,7 +87,9 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
         await bootstrap_admin(ctx)
         if not settings.mail_enabled:
             logger.warning("AUTH_SMTP_HOST is not set: no reset or verification mail is sent")
+        await feed.start()  # its periodic purge
         yield
+        await feed.stop()
         # Mails already accepted are sent before the database goes (bounded by the timeout).
         await ctx.jobs.close(settings.mail_shutdown_timeout_seconds)
         await ctx.engine.dispose()
@@ -98,10 +103,14 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.revocation_feed = feed
 
     add_routes(
         app, accounts.router, sessions.router, recovery.router, users.router, discovery.router
     )
+    add_routes(app, revocation_feed_routes.router)  # at the root, outside /auth: not routed
+    add_routes(app, oauth.router)
+    add_routes(app, devices.router)
 
     def checks() -> dict[str, HealthCheck]:
         return {"database": database_check(ctx.db)}

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-REFRESH_RESULTS = ("success", "invalid", "expired", "revoked", "reused", "user_inactive")
+# `success`: a rotation (a new successor minted); `grace_replay`: a just-rotated token presented
+# again within AUTH_REFRESH_REUSE_GRACE_SECONDS, answered with the same successor; `reused`: a
+# spent token outside that window, which revokes its family.
+REFRESH_RESULTS = (
+    "success",
+    "grace_replay",
+    "invalid",
+    "expired",
+    "revoked",
+    "reused",
+    "user_inactive",
+)
 REVOCATION_REASONS = (
     "logout",
     "logout_all",
@@ -12,6 +23,8 @@ REVOCATION_REASONS = (
     "deactivated",
     "reuse",
     "password_reset",
+    "device_revoked",  # the user ended one of his logins from the devices list
+    "admin_revoked",  # an admin ended one login of a user
 )
 MAIL_KINDS = (
     "password_reset",
@@ -48,7 +61,8 @@ class AuthMetrics:
         )
         self.refreshes = Counter(
             "auth_refreshes_total",
-            "Refresh-token exchanges by result",
+            "Refresh-token exchanges by result (success = rotated, grace_replay = answered "
+            "with the successor of a just-rotated token)",
             ["result"],
             registry=registry,
         )
@@ -108,3 +122,22 @@ class AuthMetrics:
             self.logins.labels(result=result)
         for kind in ("access", "refresh"):
             self.tokens_issued.labels(type=kind)
+        # The revocation feed (GET /revocations at the root; services/revocation_feed.py).
+        self.revocation_feed_requests = Counter(
+            "auth_revocation_feed_requests_total",
+            "Reads of the revocation feed, by result (ok, unauthorized, cursor_unknown)",
+            ["result"],
+            registry=registry,
+        )
+        self.revocation_feed_entries = Counter(
+            "auth_revocation_feed_entries_total",
+            "Revocation feed entries handed out (each follower reads each entry once)",
+            registry=registry,
+        )
+        self.revocations_purged = Counter(
+            "auth_revocations_purged_total",
+            "Revocation feed entries deleted after the retention (no live token left to refuse)",
+            registry=registry,
+        )
+        for feed_result in ("ok", "unauthorized", "cursor_unknown"):
+            self.revocation_feed_requests.labels(result=feed_result)

@@ -214,12 +214,63 @@ class Jwks(BaseModel):
     keys: list[Jwk]
 
 
-class OpenIdConfiguration(BaseModel):
+class AuthorizationServerMetadata(BaseModel):
+    """RFC 8414 metadata; the openid-configuration document is the same one. It lists exactly
+    what the endpoints accept: no authorization endpoint, no ID token, no scopes."""
+
     issuer: str
-    jwks_uri: str
     token_endpoint: str
-    response_types_supported: list[str]
-    subject_types_supported: list[str]
-    id_token_signing_alg_values_supported: list[str]
-    token_endpoint_auth_methods_supported: list[str]
-    grant_types_supported: list[str]
+    jwks_uri: str
+    revocation_endpoint: str
+    grant_types_supported: list[Literal["password", "refresh_token"]]
+    response_types_supported: list[str] = Field(
+        description="Empty: there is no authorization endpoint"
+    )
+    token_endpoint_auth_methods_supported: list[Literal["none"]]
+    revocation_endpoint_auth_methods_supported: list[Literal["none"]]
+
+
+class OAuthErrorBody(BaseModel):
+    """An error of the OAuth endpoints (RFC 6749 section 5.2, RFC 7009 section 2.2.1), with the
+    design's `detail` and `code` beside `error` and `error_description`."""
+
+    error: Literal[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unsupported_grant_type",
+        "unsupported_token_type",
+        "slow_down",
+        "temporarily_unavailable",
+        "server_error",
+    ]
+    error_description: str
+    detail: str
+    code: str
+
+
+class SessionOut(BaseModel):
+    """One live login of a user (a device): `GET /auth/sessions`."""
+
+    id: uuid.UUID = Field(description="The session id: the `sid` of its access tokens")
+    created_at: datetime = Field(description="When the login happened")
+    last_used_at: datetime | None = Field(
+        description="The login or its latest refresh; null only for a login older than this "
+        "field that has not refreshed since"
+    )
+    expires_at: datetime = Field(description="When it ends unless refreshed again")
+    device: str | None = Field(
+        description='A short description of the client, e.g. "Firefox on Linux", from its '
+        "User-Agent at the latest login or refresh"
+    )
+    client_address: str | None = Field(
+        description='The network it was last used from: IPv4 /24 ("203.0.113.0/24"), IPv6 /48'
+    )
+    current: bool = Field(description="Whether this is the login of the access token presented")
+
+
+class SessionPage(BaseModel):
+    items: list[SessionOut]
+    total: int = Field(description="Live sessions in all pages")
+    limit: int
+    offset: int

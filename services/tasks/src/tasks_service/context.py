@@ -1,5 +1,5 @@
-"""What every request needs, built once per app: settings, database, key cache, metrics,
-the write limit."""
+"""What every request needs, built once per app: settings, database, key cache, revocations,
+metrics, the write limit."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from taskgate_common.database import DriverConnections
 from tasks_service.core.access_tokens import TokenVerifier
 from tasks_service.core.config import Settings
 from tasks_service.core.jwks_cache import JwksCache
+from tasks_service.core.revocations import RevocationFollower
 from tasks_service.core.write_limits import WriteLimits
 from tasks_service.metrics import TasksMetrics
 
@@ -25,4 +26,5 @@ class TasksContext:
     metrics: TasksMetrics
     jwks: JwksCache
     verifier: TokenVerifier
+    revocations: RevocationFollower
     write_limits: WriteLimits | None = None  # None: rate limits disabled

@@ -26,6 +26,7 @@ from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import TokenVerifier
 from tasks_service.core.config import Settings
 from tasks_service.core.jwks_cache import JwksCache, JwksNotLoaded
+from tasks_service.core.revocations import RevocationFollower, RevocationsNotLoaded
 from tasks_service.core.write_limits import WriteLimits
 from tasks_service.metrics import TasksMetrics
 
@@ -47,6 +48,7 @@ def build_context(settings: Settings) -> TasksContext:
         metrics=metrics,
         jwks=jwks,
         verifier=TokenVerifier(settings, jwks),
+        revocations=RevocationFollower(settings, metrics),
         write_limits=WriteLimits(settings, limiter) if limiter else None,
     )
 
@@ -58,10 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Returns at once: the keys arrive in the background, auth being down is no reason
-        # not to start (liveness answers; readiness reports the key cache).
+        # Returns at once: the keys and the revocations arrive in the background, auth being
+        # down is no reason not to start (liveness answers; readiness reports both).
         await ctx.jwks.start()
+        await ctx.revocations.start()
         yield
+        await ctx.revocations.stop()
         await ctx.jwks.stop()
         await ctx.engine.dispose()
 
@@ -84,8 +88,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise JwksNotLoaded("no JWKS fetched from the auth service yet")
         return state
 
+    async def revocations() -> dict[str, Any] | None:
+        # Ready once read to its end; afterwards ready whatever auth does (the last state is
+        # kept), with the age and failures reported.
+        state = ctx.revocations.state()
+        if not state["loaded"]:
+            raise RevocationsNotLoaded("the revocation feed was never read to its end")
+        return state
+
     def checks() -> dict[str, HealthCheck]:
-        return {"database": database_check(ctx.db), "jwks": jwks}
+        return {"database": database_check(ctx.db), "jwks": jwks, "revocations": revocations}
 
     install_platform(
         app,

@@ -17,7 +17,9 @@ REJECTION_REASONS = (
     "wrong_audience",
     "invalid_claims",
     "invalid",
+    "revoked",
 )
+REVOCATION_KINDS = ("session", "user")
 UPDATE_OPERATIONS = ("patch", "replace", "move", "complete")
 
 
@@ -44,6 +46,29 @@ class TasksMetrics:
             ["reason"],
             registry=registry,
         )
+        self.revocation_polls = Counter(
+            "tasks_revocation_polls_total",
+            "Polls of auth's revocation feed, by result (a failure keeps the last state)",
+            ["result"],
+            registry=registry,
+        )
+        self.revocation_entries = Counter(
+            "tasks_revocation_entries_total",
+            "Revocation feed entries applied, by kind (session, user)",
+            ["kind"],
+            registry=registry,
+        )
+        self.revocations_tracked = Gauge(
+            "tasks_revocations_tracked",
+            "Revoked sessions and users with revoked token versions currently remembered",
+            ["kind"],
+            registry=registry,
+        )
+        self.revocations_last_success = Gauge(
+            "tasks_revocations_last_success_timestamp_seconds",
+            "Unix time of the last poll that read the feed to its end (0: never)",
+            registry=registry,
+        )
         self.tasks_created = Counter(
             "tasks_tasks_created_total", "Tasks created", registry=registry
         )
@@ -63,3 +88,8 @@ class TasksMetrics:
             self.token_rejections.labels(reason=reason)
         for operation in UPDATE_OPERATIONS:
             self.tasks_updated.labels(operation=operation)
+        for result in ("success", "failure"):
+            self.revocation_polls.labels(result=result)
+        for kind in REVOCATION_KINDS:
+            self.revocation_entries.labels(kind=kind)
+            self.revocations_tracked.labels(kind=kind)

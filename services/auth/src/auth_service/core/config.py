@@ -51,6 +51,13 @@ class Settings(RateLimitSettings, ServiceSettings):
         le=365 * 86_400,
         description="Absolute lifetime of a login; rotation never extends a family past it",
     )
+    refresh_reuse_grace_seconds: int = Field(
+        30,
+        ge=0,
+        le=300,
+        description="How long a just-rotated refresh token still answers with its successor "
+        "(concurrent tabs); 0 turns the grace window off",
+    )
     cookie_secure: bool = Field(
         True, description="Mark the refresh cookie Secure; false only for plain-HTTP dev setups"
     )

@@ -4,38 +4,33 @@ Per client IP first (cheap, and stops a flood before it costs a password hash), 
 account: the login name's identity key, whatever IP it comes from. Every password check
 (login, change-password, the email change) shares the login buckets; every endpoint that
 mails on a signed-in user's behalf shares the account-mail buckets. Refresh is counted per
-session family, found from the presented token's hash.
+client IP before the exchange and per session family inside it: the family comes from the
+exchange's own locked look-up (`services/refresh_sessions.py`), so no query is made here.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
 from auth_service.core.client_ip import ClientIp
 from auth_service.core.config import Settings
 from auth_service.core.identity_keys import identity_key
 from auth_service.models import User
-from auth_service.repositories.refresh_tokens import hash_token, session_id_of
 from taskgate_common.rate_limits import AppRateLimiter, Limit, digest
 
 
 class CredentialLimits:
-    def __init__(
-        self,
-        settings: Settings,
-        limiter: AppRateLimiter | None,
-        sessions: async_sessionmaker[AsyncSession],
-    ) -> None:
+    def __init__(self, settings: Settings, limiter: AppRateLimiter | None) -> None:
         self.limiter = limiter
         self.fail_closed = settings.rate_limit_fail_closed
         self.client_ip = ClientIp(settings.trusted_proxies)
-        self.sessions = sessions
         self.login_ip = Limit.parse("login_ip", settings.rate_limit_login_per_ip)
         self.login_account = Limit.parse("login_account", settings.rate_limit_login_per_account)
         self.register_ip = Limit.parse("register_ip", settings.rate_limit_register_per_ip)
-        self.refresh_ip = Limit.parse("refresh_ip", settings.rate_limit_refresh_per_ip)
-        self.refresh_family = Limit.parse("refresh_family", settings.rate_limit_refresh_per_family)
+        self.refresh_ip_limit = Limit.parse("refresh_ip", settings.rate_limit_refresh_per_ip)
+        self.refresh_family_limit = Limit.parse(
+            "refresh_family", settings.rate_limit_refresh_per_family
+        )
         self.forgot_ip = Limit.parse(
             "forgot_password_ip", settings.rate_limit_forgot_password_per_ip
         )
@@ -84,18 +79,14 @@ class CredentialLimits:
     async def register(self, request: Request) -> None:
         await self._hit(request, (self.register_ip, self.client_ip(request.scope)))
 
-    async def refresh(self, request: Request, token: str | None) -> None:
-        """Per IP, then (only if that passed: it costs a query) per family of the token."""
-        if self.limiter is None:
-            return
-        await self._hit(request, (self.refresh_ip, self.client_ip(request.scope)))
-        if not token:
-            return
-        token_hash = hash_token(token)
-        async with self.sessions() as db:
-            family = await session_id_of(db, token_hash)
-        # An unknown token has no family: it is counted on its own hash.
-        await self._hit(request, (self.refresh_family, str(family) if family else token_hash.hex()))
+    async def refresh_ip(self, request: Request) -> None:
+        """Before the exchange: per client IP (cheap, and it stops a flood before any query)."""
+        await self._hit(request, (self.refresh_ip_limit, self.client_ip(request.scope)))
+
+    async def refresh_family(self, request: Request, family_key: str) -> None:
+        """Inside the exchange, once its look-up found the family: per family (`family_key`
+        is the family id; an unknown token has none and is counted on its own hash)."""
+        await self._hit(request, (self.refresh_family_limit, family_key))
 
     async def forgot_password(self, request: Request, email: str) -> None:
         await self._hit(

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import EmailToken, TokenPurpose, User
-from auth_service.repositories.refresh_tokens import hash_token
+from auth_service.repositories.sessions import hash_token
 
 
 async def replace(

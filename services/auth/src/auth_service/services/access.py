@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
 from auth_service.context import AuthContext
-from auth_service.core.access_tokens import TokenRejected, verify_access_token
 from auth_service.core.config import SERVICE_AUDIENCE
 from auth_service.models import Role, User
 from auth_service.repositories import users
+from taskgate_common.access_tokens import TokenRejected, verify_access_token
 from taskgate_common.errors import ApiError
 
 
@@ -17,11 +19,18 @@ def unauthorized(code: str, detail: str, error: str = "invalid_token") -> ApiErr
 
 
 async def current_user(ctx: AuthContext, token: str) -> User:
+    """The user of a valid, unrevoked access token (the shared verifier's rules, then the
+    database: the user exists and is active, `ver` is current, the session `sid` is live)."""
     settings = ctx.settings
+
+    def find_key(kid: str) -> RSAPublicKey | None:
+        key = ctx.keys.find(kid)
+        return key.public_key if key is not None else None
+
     try:
         claims = verify_access_token(
             token,
-            ctx.keys,
+            find_key,
             issuer=settings.issuer,
             audience=SERVICE_AUDIENCE,
             leeway_seconds=settings.token_leeway_seconds,

@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from auth_service.context import AuthContext
 from auth_service.models import User
-from auth_service.repositories import email_tokens, refresh_tokens, users
+from auth_service.repositories import email_tokens, sessions, users
 from auth_service.services.password_checks import check_current_password
 
 
@@ -17,7 +17,7 @@ async def logout_all(ctx: AuthContext, user: User) -> None:
     now = datetime.now(UTC)
     async with ctx.sessions() as db, db.begin():
         await users.update_fields(db, user.id, bump_token_version=True)
-        revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "logout_all")
+        revoked = await sessions.revoke_user_sessions(db, user.id, now, "logout_all")
     ctx.metrics.sessions_revoked.labels(reason="logout_all").inc(revoked)
 
 
@@ -32,7 +32,7 @@ async def change_password(
         await users.update_fields(
             db, user.id, bump_token_version=True, password_hash=password_hash, pending_email=None
         )
-        revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "password_change")
+        revoked = await sessions.revoke_user_sessions(db, user.id, now, "password_change")
         # A reset or email-change link mailed before the change must not undo it.
         await email_tokens.delete_for_user(db, user.id)
     ctx.metrics.sessions_revoked.labels(reason="password_change").inc(revoked)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import NoReturn
 
+from starlette.requests import Request
+
 from auth_service.context import AuthContext
 from auth_service.repositories import users
 from auth_service.schemas import TokenPair
-from auth_service.services.refresh_sessions import start_session
+from auth_service.services.refresh_sessions import client_of, start_session
 from taskgate_common.errors import ApiError
 
 
@@ -27,8 +29,13 @@ async def _failed(ctx: AuthContext, identifier: str) -> NoReturn:
     raise _invalid_credentials()
 
 
-async def login(ctx: AuthContext, identifier: str, password: str) -> TokenPair:
+async def login(
+    ctx: AuthContext, identifier: str, password: str, request: Request | None = None
+) -> TokenPair:
     """Check the password and open a session.
+
+    `request` gives the new session its device (`User-Agent`) and coarse client address for
+    the devices list; without it they stay empty until the login's first refresh.
 
     An unknown account costs one dummy verification, so timing does not tell which accounts
     exist; the body for both failures is the same. Failures count towards the lockout of
@@ -61,7 +68,8 @@ async def login(ctx: AuthContext, identifier: str, password: str) -> TokenPair:
     async with ctx.sessions() as db, db.begin():
         if upgraded_hash is not None:
             await users.set_password_hash(db, user.id, upgraded_hash)
-        pair = await start_session(db, ctx, user)
+        client = client_of(ctx, request) if request is not None else None
+        pair = await start_session(db, ctx, user, client)
     await ctx.lockout.clear(identifier)
     ctx.metrics.logins.labels(result="success").inc()
     return pair

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from auth_service.context import AuthContext
 from auth_service.models import TokenPurpose
-from auth_service.repositories import email_tokens, refresh_tokens, users
+from auth_service.repositories import email_tokens, sessions, users
 from auth_service.services import mail_jobs
 from taskgate_common.errors import ApiError
 
@@ -57,7 +57,7 @@ async def reset_password(ctx: AuthContext, token: str, new_password: str) -> Non
             email_verified=True,
             pending_email=None,
         )
-        revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "password_reset")
+        revoked = await sessions.revoke_user_sessions(db, user.id, now, "password_reset")
         await email_tokens.delete_for_user(db, user.id)
     # Whoever holds the mailbox owns the account: past failed logins no longer lock it.
     await ctx.lockout.clear(user.username, user.email)

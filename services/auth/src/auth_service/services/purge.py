@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth_service.repositories import refresh_tokens
+from auth_service.repositories import sessions as session_rows
 
 
 @dataclass
@@ -45,7 +45,7 @@ async def purge_sessions(
             report.complete = False
             break
         async with sessions() as db, db.begin():
-            families, tokens = await refresh_tokens.purge_batch(db, report.cutoff, batch_size)
+            families, tokens = await session_rows.purge_batch(db, report.cutoff, batch_size)
         if families == 0:
             break
         report.batches += 1

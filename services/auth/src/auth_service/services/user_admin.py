@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from auth_service.context import AuthContext
 from auth_service.models import Role, User
-from auth_service.repositories import refresh_tokens, users
+from auth_service.repositories import sessions, users
 from auth_service.schemas import AdminCreateUserRequest, AdminUpdateUserRequest, UpdateMeRequest
 from auth_service.services import email_change, registration
 from auth_service.services.password_checks import check_current_password
@@ -74,7 +74,7 @@ async def update_user(
             )
         updated = await users.update_fields(db, user.id, bump_token_version=True, **values)
         if values.get("is_active") is False:
-            revoked = await refresh_tokens.revoke_user_sessions(db, user.id, now, "deactivated")
+            revoked = await sessions.revoke_user_sessions(db, user.id, now, "deactivated")
     ctx.metrics.sessions_revoked.labels(reason="deactivated").inc(revoked)
     assert updated is not None
     return updated

@@ -1,7 +1,10 @@
-"""Verifying auth's RS256 access tokens locally, exactly by the design's rules.
+"""The tasks service's side of token verification: the shared rules
+(`taskgate_common.access_tokens`) with the cached JWKS as key lookup, and a cache of verified
+tokens.
 
 Verified claims are cached per token (keyed by its SHA-256) until the token expires, so a busy
-client pays for the RSA check once, not on every request.
+client pays for the RSA check once, not on every request. Revocation is checked on every
+request, cached or not (`services/access.py`, `core/revocations.py`).
 """
 
 from __future__ import annotations
@@ -13,32 +16,25 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from taskgate_common.access_tokens import (
+    MAX_TOKEN_LENGTH,
+    AccessClaims,
+    TokenRejected,
+    verify_access_token_async,
+)
 from tasks_service.core.config import Settings
 from tasks_service.core.jwks_cache import JwksCache
 
-ALGORITHM = "RS256"
-ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
-REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
-# Far above any real access token; refuses huge headers before any parsing or hashing.
-MAX_TOKEN_LENGTH = 8192
-
-
-class TokenRejected(Exception):
-    """Why a token was refused; `reason` is a stable code used in metrics."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+__all__ = ["KeysUnavailable", "Principal", "TokenRejected", "TokenVerifier"]
 
 
 class KeysUnavailable(Exception):
     """No key set was ever fetched, so no token can be checked (auth unreachable since start)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling, from a verified token."""
 
@@ -46,6 +42,21 @@ class Principal:
     role: str
     expires_at: int
     kid: str
+    session_id: uuid.UUID
+    token_version: int
+    issued_at: int
+
+    @classmethod
+    def from_claims(cls, claims: AccessClaims) -> Principal:
+        return cls(
+            user_id=claims.subject,
+            role=claims.role,
+            expires_at=claims.expires_at,
+            kid=claims.kid,
+            session_id=claims.session_id,
+            token_version=claims.token_version,
+            issued_at=claims.issued_at,
+        )
 
 
 class TokenVerifier:
@@ -63,7 +74,7 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The caller of a valid access token; raises `TokenRejected` or `KeysUnavailable`."""
-        if len(token) > MAX_TOKEN_LENGTH:
+        if len(token) > MAX_TOKEN_LENGTH:  # before hashing it
             raise TokenRejected("malformed", "The token is not a well-formed JWT")
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         cached = self._verified.get(digest)
@@ -73,9 +84,22 @@ class TokenVerifier:
                 self._verified.move_to_end(digest)
                 return cached
             del self._verified[digest]
-        principal = await self._verify_fully(token)
+        claims = await verify_access_token_async(
+            token,
+            self._key_for,
+            issuer=self._settings.auth_issuer,
+            audience=self._settings.token_audience,
+            leeway_seconds=self._settings.token_leeway_seconds,
+        )
+        principal = Principal.from_claims(claims)
         self._remember(digest, principal)
         return principal
+
+    async def _key_for(self, kid: str) -> RSAPublicKey | None:
+        key = await self._jwks.key_for(kid)
+        if key is None and not self._jwks.loaded:
+            raise KeysUnavailable
+        return key
 
     def _still_valid(self, principal: Principal) -> bool:
         return self._clock() < principal.expires_at + self._settings.token_leeway_seconds
@@ -87,65 +111,3 @@ class TokenVerifier:
         self._verified[digest] = principal
         while len(self._verified) > size:
             self._verified.popitem(last=False)
-
-    async def _verify_fully(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
-            raise TokenRejected("malformed", "The token is not a well-formed JWT") from None
-        if header.get("alg") != ALGORITHM:
-            raise TokenRejected("bad_algorithm", "Only RS256 tokens are accepted")
-        if str(header.get("typ", "")).lower() not in ACCESS_TOKEN_TYPES:
-            raise TokenRejected("not_access_token", "The token is not an access token")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid or len(kid) > 256:
-            raise TokenRejected("unknown_key", "The token was signed by an unknown key")
-        key = await self._jwks.key_for(kid)
-        if key is None:
-            if not self._jwks.loaded:
-                raise KeysUnavailable
-            raise TokenRejected("unknown_key", "The token was signed by an unknown key")
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                audience=self._settings.token_audience,
-                issuer=self._settings.auth_issuer,
-                leeway=self._settings.token_leeway_seconds,
-                options={"require": REQUIRED_CLAIMS},
-            )
-        except jwt.ExpiredSignatureError:
-            raise TokenRejected("expired", "The token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise TokenRejected("not_yet_valid", "The token is not valid yet") from None
-        except jwt.InvalidAudienceError:
-            raise TokenRejected(
-                "wrong_audience", "The token is not meant for this service"
-            ) from None
-        except jwt.InvalidIssuerError:
-            raise TokenRejected("wrong_issuer", "The token was issued by someone else") from None
-        except jwt.InvalidSignatureError:
-            raise TokenRejected("bad_signature", "The token signature is invalid") from None
-        except (jwt.MissingRequiredClaimError, jwt.exceptions.InvalidSubjectError):
-            raise TokenRejected("invalid_claims", "The token's claims are incomplete") from None
-        except jwt.InvalidTokenError:
-            raise TokenRejected("invalid", "The token is invalid") from None
-        subject = _user_id(claims["sub"])
-        return Principal(
-            user_id=subject,
-            role=str(claims.get("role", "user")),
-            expires_at=int(claims["exp"]),
-            kid=kid,
-        )
-
-
-def _user_id(sub: object) -> uuid.UUID:
-    """`sub` in the canonical hyphenated UUID form auth writes; anything else is refused."""
-    try:
-        subject = uuid.UUID(str(sub))
-    except ValueError:
-        subject = None
-    if subject is None or str(subject) != str(sub).lower():
-        raise TokenRejected("invalid_claims", "The token's subject is not a user id")
-    return subject

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -49,6 +50,36 @@ class Settings(RateLimitSettings, ServiceSettings):
     jwks_unknown_kid_cooldown_seconds: float = Field(30, ge=0)
     jwks_fetch_timeout_seconds: float = Field(5, gt=0, le=60)
     jwks_retry_max_seconds: float = Field(60, gt=0)
+    # Following auth's revocation feed (core/revocations.py, docs/sessions.md).
+    revocations_enabled: bool = Field(
+        True,
+        description="Follow auth's revocation feed; false: revoked tokens work until they "
+        "expire (only for setups that cannot reach auth's root)",
+    )
+    auth_revocations_url: HttpUrl | None = Field(
+        None,
+        description="Auth's revocation feed (at its root, not routed by the gateway); empty: "
+        "`/revocations` at the origin of TASKS_AUTH_JWKS_URL, else of TASKS_AUTH_ISSUER",
+    )
+    auth_revocations_token: SecretStr | None = Field(
+        None, description="Bearer secret the feed asks for (AUTH_REVOCATIONS_TOKEN); unset: none"
+    )
+    auth_revocations_token_file: Path | None = Field(
+        None, description="File holding that secret (a mounted secret); wins over the variable"
+    )
+    revocation_poll_seconds: float = Field(
+        1.0, ge=0.05, le=60, description="Pause between two polls of the feed"
+    )
+    revocation_fetch_timeout_seconds: float = Field(5, gt=0, le=60)
+    revocation_retry_max_seconds: float = Field(
+        5, gt=0, le=300, description="Longest pause between polls while auth is unreachable"
+    )
+    revocation_startup_wait_seconds: float = Field(
+        3,
+        ge=0,
+        le=60,
+        description="How long a request waits for the first load of the feed before a 503",
+    )
     docs_enabled: bool = True
     # Signs list cursors (core/cursor.py). Replicas behind one gateway need the same one: a
     # cursor from another key is refused (422 `invalid_cursor`; the client restarts the list).
@@ -77,10 +108,17 @@ class Settings(RateLimitSettings, ServiceSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("auth_jwks_url", mode="before")
+    @field_validator(
+        "auth_jwks_url", "auth_revocations_url", "auth_revocations_token_file", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("auth_revocations_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("cursor_secret", mode="before")
     @classmethod
@@ -108,6 +146,15 @@ class Settings(RateLimitSettings, ServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _revocations_token_from_file(self) -> Settings:
+        if self.auth_revocations_token_file is not None:
+            text = read_secret_file(
+                self.auth_revocations_token_file, "TASKS_AUTH_REVOCATIONS_TOKEN_FILE"
+            )
+            self.auth_revocations_token = SecretStr(text)
+        return self
+
+    @model_validator(mode="after")
     def _ttl_bounds(self) -> Settings:
         if self.jwks_min_ttl_seconds > self.jwks_max_ttl_seconds:
             raise ValueError("jwks_min_ttl_seconds must not exceed jwks_max_ttl_seconds")
@@ -121,3 +168,12 @@ class Settings(RateLimitSettings, ServiceSettings):
     @property
     def discovery_url(self) -> str:
         return f"{self.auth_issuer}/.well-known/openid-configuration"
+
+    @property
+    def revocations_url(self) -> str:
+        """The feed: as configured, else `/revocations` at auth's origin (the JWKS URL's, which
+        points at auth itself in every shipped setup, else the issuer's)."""
+        if self.auth_revocations_url is not None:
+            return str(self.auth_revocations_url)
+        parts = urlsplit(str(self.auth_jwks_url) if self.auth_jwks_url else self.auth_issuer)
+        return f"{parts.scheme}://{parts.netloc}/revocations"

@@ -1,4 +1,5 @@
-"""Turning a bearer token into the caller, with the design's 401 (and 503 before any keys)."""
+"""Turning a bearer token into the caller: the design's 401s, `token_revoked` for a login auth
+has ended, and 503 while the keys or the revocations were never loaded."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ async def authenticate(ctx: TasksContext, token: str | None) -> Principal:
         # RFC 6750: no error code when the request carried no credentials at all.
         raise unauthorized("not_authenticated", "A Bearer access token is required", None)
     try:
-        return await ctx.verifier.verify(token)
+        principal = await ctx.verifier.verify(token)
     except TokenRejected as rejected:
         ctx.metrics.token_rejections.labels(reason=rejected.reason).inc()
         code = "token_expired" if rejected.reason == "expired" else "invalid_token"
@@ -36,3 +37,19 @@ async def authenticate(ctx: TasksContext, token: str | None) -> Principal:
             "Token keys have not been fetched from the auth service yet; try again shortly",
             {"Retry-After": "5"},
         ) from None
+    revocations = ctx.revocations
+    if not revocations.loaded and not await revocations.wait_loaded(
+        ctx.settings.revocation_startup_wait_seconds
+    ):
+        # Never read since start: a revoked token cannot be told from a good one yet.
+        raise ApiError(
+            503,
+            "revocations_unavailable",
+            "Revocations have not been fetched from the auth service yet; try again shortly",
+            {"Retry-After": "5"},
+        )
+    # Checked on every request, the cached verifications included: dict look-ups, no I/O.
+    if revocations.is_revoked(principal.user_id, principal.session_id, principal.token_version):
+        ctx.metrics.token_rejections.labels(reason="revoked").inc()
+        raise unauthorized("token_revoked", "The token was revoked; log in again")
+    return principal

@@ -73,6 +73,37 @@ var malformedBody = errorBody{
 	"bad_request",
 }
 
+// The OAuth 2.0 endpoints answer errors as RFC 6749 §5.2 says, with an `error` member, so that
+// OAuth client libraries raise instead of storing the body as a token; the gateway's own errors
+// there (edge 429, 413, 502-504) carry it too (docs/decisions.md 29).
+var oauthPaths = map[string]bool{"/auth/token": true, "/auth/revoke": true}
+
+func oauthError(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "slow_down"
+	case status >= 500:
+		return "temporarily_unavailable"
+	default:
+		return "invalid_request"
+	}
+}
+
+// withOAuthError adds `error` and `error_description` to a rendered error body.
+func withOAuthError(body []byte, status int) []byte {
+	var fields map[string]interface{}
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return body
+	}
+	fields["error"] = oauthError(status)
+	fields["error_description"] = fields["detail"]
+	data, err := json.Marshal(fields)
+	if err != nil {
+		return body
+	}
+	return data
+}
+
 // JSONErrors is the middleware.
 type JSONErrors struct {
 	next      http.Handler
@@ -211,6 +242,9 @@ func (w *writer) WriteHeader(status int) {
 				body = w.owner.malformed
 			}
 		}
+	}
+	if oauthPaths[w.req.URL.Path] {
+		body = withOAuthError(body, status)
 	}
 	header.Set("Content-Type", "application/json")
 	header.Set("Content-Length", strconv.Itoa(len(body)))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Request, Response, status
 
 from auth_service.api import PREFIX
 from auth_service.api.cookies import refuse_cross_site, set_refresh_cookie
@@ -54,28 +51,7 @@ async def login_json(
     if cookie:
         refuse_cross_site(request, ctx.settings)
     await ctx.limits.login(request, body.identifier)
-    pair = await login.login(ctx, body.identifier, body.password)
-    return _answer(ctx, response, pair, cookie)
-
-
-@router.post(
-    "/token",
-    response_model=TokenPair,
-    response_model_exclude_none=True,
-    summary="Log in with the OAuth2 password form (Swagger's Authorize button)",
-    responses=error_responses(401, 403, 422, 429, 503),
-)
-async def login_form(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    ctx: Context,
-    request: Request,
-    response: Response,
-    cookie: CookieMode = False,
-) -> TokenPair:
-    if cookie:
-        refuse_cross_site(request, ctx.settings)
-    await ctx.limits.login(request, form.username)
-    pair = await login.login(ctx, form.username.strip(), form.password)
+    pair = await login.login(ctx, body.identifier, body.password, request)
     return _answer(ctx, response, pair, cookie)
 
 

@@ -45,17 +45,18 @@ async def refresh(
     if cookie:
         refuse_cross_site(request, ctx.settings)
     token, from_cookie = token_from(request, ctx.settings, body.refresh_token if body else None)
-    await ctx.limits.refresh(request, token)
     if token is None:
+        await ctx.limits.refresh_ip(request)  # counted like any refresh
         raise unauthorized(
             "refresh_token_missing",
             "Send refresh_token in the body, or the refresh cookie",
             "invalid_request",
         )
     try:
-        pair = await refresh_sessions.refresh(ctx, token)
+        # Counts the refresh rate limits itself (per IP, then per family inside the exchange).
+        pair = await refresh_sessions.refresh(ctx, request, token)
     except ApiError as exc:
-        if from_cookie:  # the cookie is dead: let the browser drop it
+        if from_cookie and exc.status_code == 401:  # the cookie is dead: let the browser drop it
             exc.headers.update(clearing_header(ctx.settings))
         raise
     if cookie or from_cookie:

@@ -92,6 +92,8 @@ def upgrade() -> None:
         """
     )
     op.create_index("ix_revocations_created_at", "revocations", ["created_at"])
+    # The feed reads in (txid, seq) order after a cursor: a range scan however large it grows.
+    op.execute("CREATE INDEX ix_revocations_txid_seq ON revocations (txid, seq)")
     for statement in TRIGGERS:
         op.execute(statement)
 
