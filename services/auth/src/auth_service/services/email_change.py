@@ -60,12 +60,10 @@ async def confirm_change(ctx: AuthContext, token: str) -> None:
     now = datetime.now(UTC)
     try:
         async with ctx.sessions() as db, db.begin():
-            consumed = await email_tokens.consume(db, token, PURPOSE)
-            user = await users.get_for_update(db, consumed.user_id) if consumed else None
-            if not mail_jobs.token_usable(consumed, user, now):
+            user = await mail_jobs.spend_token(db, token, PURPOSE, now)
+            if user is None:
                 ctx.metrics.email_changes.labels(result="invalid_token").inc()
                 raise invalid_change_token()  # rolls back: nothing changes
-            assert user is not None
             assert user.pending_email is not None
             if await users.taken_fields(db, user.pending_email, None, exclude=user.id):
                 raise registration.taken("email")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from auth_service.context import AuthContext
 from auth_service.models import TokenPurpose, User
-from auth_service.repositories import email_tokens, users
+from auth_service.repositories import users
 from auth_service.services import mail_jobs
 from taskgate_common.errors import ApiError
 
@@ -23,15 +23,13 @@ def request_verification(ctx: AuthContext, user: User) -> None:
 async def verify_email(ctx: AuthContext, token: str) -> None:
     now = datetime.now(UTC)
     async with ctx.sessions() as db, db.begin():
-        consumed = await email_tokens.consume(db, token, PURPOSE)
-        user = await users.get_for_update(db, consumed.user_id) if consumed else None
-        if not mail_jobs.token_usable(consumed, user, now):
+        user = await mail_jobs.spend_token(db, token, PURPOSE, now)
+        if user is None:
             ctx.metrics.email_verifications.labels(result="invalid_token").inc()
             raise ApiError(
                 400,
                 "invalid_verification_token",
                 "The verification link is invalid, used or expired; ask for a new one",
             )
-        assert user is not None
         await users.update_fields(db, user.id, email_verified=True)
     ctx.metrics.email_verifications.labels(result="success").inc()

@@ -56,6 +56,16 @@ def token_usable(token: EmailToken | None, user: User | None, now: datetime) -> 
     return address is not None and identity_key(token.email) == identity_key(address)
 
 
+async def spend_token(
+    db: AsyncSession, token: str, purpose: TokenPurpose, now: datetime
+) -> User | None:
+    """Use up a mailed token and lock its user; the user, or None when the token was not
+    usable (the caller then raises, and rolling back gives the token back)."""
+    consumed = await email_tokens.consume(db, token, purpose)
+    user = await users.get_for_update(db, consumed.user_id) if consumed else None
+    return user if token_usable(consumed, user, now) else None
+
+
 def _ttl(ctx: AuthContext, purpose: TokenPurpose) -> int:
     settings = ctx.settings
     if purpose is TokenPurpose.PASSWORD_RESET:

@@ -40,12 +40,10 @@ async def reset_password(ctx: AuthContext, token: str, new_password: str) -> Non
     password_hash = await ctx.hasher.hash(new_password)
     async with ctx.sessions() as db, db.begin():
         # Consuming deletes the row: of two concurrent resets with one token, one wins.
-        consumed = await email_tokens.consume(db, token, PURPOSE)
-        user = await users.get_for_update(db, consumed.user_id) if consumed else None
-        if not mail_jobs.token_usable(consumed, user, now):
+        user = await mail_jobs.spend_token(db, token, PURPOSE, now)
+        if user is None:
             ctx.metrics.password_resets.labels(result="invalid_token").inc()
             raise invalid_reset_token()  # rolls back: nothing changes
-        assert user is not None
         # The link arrived in the mailbox of the account's own address (`token_usable` checks
         # the token was sent to it), so that address, and only it, is proven too. A pending
         # email change is dropped: whoever asked for it knew the password being replaced.
