@@ -89,7 +89,8 @@ def cache_ttl(cache_control: str | None, settings: Settings) -> float:
     return min(max(ttl, settings.jwks_min_ttl_seconds), settings.jwks_max_ttl_seconds)
 
 
-def _describe(exc: Exception) -> str:
+def describe_fetch_error(exc: Exception) -> str:
+    """A short, secret-free line for health and logs (the revocation follower uses it too)."""
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code}"
     text = str(exc).splitlines()[0][:200] if str(exc) else ""
@@ -204,7 +205,7 @@ class JwksCache:
             keys = parse_jwks(response.json())
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, JwksError) as exc:
             self._failures += 1
-            self._last_error = _describe(exc)
+            self._last_error = describe_fetch_error(exc)
             self._metrics.jwks_fetch_failures.labels(trigger=trigger).inc()
             logger.warning(
                 "JWKS fetch failed; keeping the last good key set",

@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 
 from tasks_service.core.config import Settings
+from tasks_service.core.jwks_cache import describe_fetch_error
 from tasks_service.metrics import TasksMetrics
 
 logger = logging.getLogger("tasks.revocations")
@@ -120,13 +121,6 @@ def parse_page(document: Any) -> FeedPage:
         raise FeedError("the answer has no usable `retention_seconds`")
     entries = [entry for raw in raw_entries if (entry := _entry(raw)) is not None]
     return FeedPage(entries, cursor, more, retention)
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"HTTP {exc.response.status_code}"
-    text = str(exc).splitlines()[0][:200] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class CursorUnknown(Exception):
@@ -357,7 +351,7 @@ class RevocationFollower:
 
     def _record_failure(self, exc: Exception) -> None:
         self._failures += 1
-        self._last_error = _describe(exc)
+        self._last_error = describe_fetch_error(exc)
         self._metrics.revocation_polls.labels(result="failure").inc()
         # Every failure while never loaded; then the first and every 60th, not once a second.
         if not self._loaded or self._failures == 1 or self._failures % 60 == 0:
