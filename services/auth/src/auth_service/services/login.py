@@ -29,18 +29,18 @@ async def _failed(ctx: AuthContext, identifier: str) -> NoReturn:
     raise _invalid_credentials()
 
 
-async def login(
-    ctx: AuthContext, identifier: str, password: str, request: Request | None = None
-) -> TokenPair:
+async def login(ctx: AuthContext, identifier: str, password: str, request: Request) -> TokenPair:
     """Check the password and open a session.
 
-    `request` gives the new session its device (`User-Agent`) and coarse client address for
-    the devices list; without it they stay empty until the login's first refresh.
+    Counts the login rate limits itself (per client IP, then per login name), for every
+    route that logs in (`/auth/login`, the token endpoint's password grant). `request` also
+    gives the new session its device (`User-Agent`) and coarse client address.
 
     An unknown account costs one dummy verification, so timing does not tell which accounts
     exist; the body for both failures is the same. Failures count towards the lockout of
     the login name as typed, existing or not (`core/lockout.py`).
     """
+    await ctx.limits.login(request, identifier)
     await ctx.lockout.check(identifier)  # locked: refused before any hash, known or not
     async with ctx.sessions() as db:
         user = await users.find_by_login(db, identifier)
@@ -68,7 +68,7 @@ async def login(
     async with ctx.sessions() as db, db.begin():
         if upgraded_hash is not None:
             await users.set_password_hash(db, user.id, upgraded_hash)
-        client = client_of(ctx, request) if request is not None else None
+        client = client_of(ctx, request)
         pair = await start_session(db, ctx, user, client)
     await ctx.lockout.clear(identifier)
     ctx.metrics.logins.labels(result="success").inc()

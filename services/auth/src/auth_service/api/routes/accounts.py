@@ -50,7 +50,6 @@ async def login_json(
 ) -> TokenPair:
     if cookie:
         refuse_cross_site(request, ctx.settings)
-    await ctx.limits.login(request, body.identifier)
     pair = await login.login(ctx, body.identifier, body.password, request)
     return _answer(ctx, response, pair, cookie)
 

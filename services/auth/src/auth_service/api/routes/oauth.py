@@ -250,7 +250,6 @@ async def token(ctx: Context, request: Request, response: Response) -> TokenPair
 async def _password_grant(ctx: Context, request: Request, form: OAuthForm) -> TokenPair:
     username = form.require("username")
     password = form.require("password")
-    await ctx.limits.login(request, username)  # the same buckets as POST /auth/login
     return await login.login(ctx, username.strip(), password, request)
 
 
