@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from browser_support import CHROMIUM, chromium, chromium_available
 from e2e_support import temporary_stack
+from frontend_server import FrontendServer
+from playwright.sync_api import Browser
 
 from taskgate_devstack.stack import DevStack
 
@@ -37,8 +40,17 @@ E2E_APP_LIMITS = {
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[DevStack]:
-    with temporary_stack(E2E_APP_LIMITS, prefix="taskgate-e2e-") as dev_stack:
+def frontend_server() -> Iterator[FrontendServer]:
+    """A dev server's stand-in on loopback, serving the README's frontend code."""
+    with FrontendServer.start() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stack(frontend_server: FrontendServer) -> Iterator[DevStack]:
+    with temporary_stack(
+        E2E_APP_LIMITS, prefix="taskgate-e2e-", extra_cors_origins=frontend_server.origins
+    ) as dev_stack:
         yield dev_stack
 
 
@@ -69,3 +81,12 @@ async def another_gateway(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A second gateway client, from a source address of its own."""
     async with client_from_own_ip(gateway_url) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (Debian's); skipped with the reason where it is not installed."""
+    if not chromium_available():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium; .ci/run installs it)")
+    with chromium() as launched:
+        yield launched

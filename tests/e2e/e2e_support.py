@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +20,22 @@ _numbers = itertools.count(1)
 
 @contextmanager
 def temporary_stack(
-    app_env: dict[str, dict[str, str]], prefix: str, fast_unsafe_postgres: bool = True
+    app_env: dict[str, dict[str, str]],
+    prefix: str,
+    fast_unsafe_postgres: bool = True,
+    extra_cors_origins: Sequence[str] = (),
 ) -> Iterator[DevStack]:
     """The `make dev` stack on free ports in a temporary directory, with extra environment
-    per service (e.g. raised app rate limits); logs stay in its directory, databases go."""
+    per service (e.g. raised app rate limits) and browser origins allowed besides the dev
+    defaults; logs stay in its directory, databases go."""
     config = StackConfig.load()
     for name in config.ports:
         config.ports[name] = free_port()
     for service in config.services:
         service.env.update(app_env.get(service.name, {}))
+        for key, value in service.env.items():
+            if key.endswith("_CORS_ORIGINS") and extra_cors_origins:
+                service.env[key] = ",".join([value, *extra_cors_origins])
     data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     stack = DevStack(
         config, data_dir, logs_to_files=True, fast_unsafe_postgres=fast_unsafe_postgres

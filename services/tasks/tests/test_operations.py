@@ -139,7 +139,9 @@ async def test_docs_and_schema(app: FastAPI, client: httpx.AsyncClient) -> None:
             if success != ["204"]:
                 content = operation["responses"][success[0]]["content"]["application/json"]
                 assert content["schema"], where
-            assert operation.get("security") == [{"HTTPBearer": []}], where
+            assert operation.get("security") == [{"OAuth2": []}], where
+            if method != "get":  # every write counts against the caller's write limit
+                assert "Retry-After" in operation["responses"]["429"]["headers"], where
 
 
 async def test_request_ids_are_echoed(client: httpx.AsyncClient, alice: User) -> None:

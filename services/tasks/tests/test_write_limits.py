@@ -137,3 +137,33 @@ async def test_a_write_from_another_user_id_in_the_url_is_still_refused(
             f"/api/{uuid.uuid4()}/tasks", json={"title": "x"}, headers=alice.headers
         )
     assert answer.status_code == 403
+
+
+async def test_a_write_limit_429_is_readable_cross_origin_and_preflights_are_free(
+    settings: Settings, alice: User
+) -> None:
+    """A page on an allowed origin sees the 429 and its Retry-After (CORS headers on it, the
+    header exposed); the preflight before each write spends nothing of the write limit."""
+    spa = "http://localhost:5173"
+    preflight = {
+        "Origin": spa,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    async with limited_app(
+        settings, cors_origins=[spa], rate_limit_writes_per_user="2/minute"
+    ) as http:
+        answers = []
+        for _ in range(3):
+            assert (await http.options("/api/tasks", headers=preflight)).status_code == 200
+            answers.append(
+                await http.post(
+                    "/api/tasks", json={"title": "x"}, headers={**alice.headers, "Origin": spa}
+                )
+            )
+    assert [answer.status_code for answer in answers] == [201, 201, 429]
+    refused = answers[-1]
+    assert refused.headers["access-control-allow-origin"] == spa
+    assert refused.headers["access-control-allow-credentials"] == "true"
+    exposed = refused.headers["access-control-expose-headers"].split(", ")
+    assert {"Retry-After", "RateLimit-Reset", "X-Request-ID", "ETag"} <= set(exposed)

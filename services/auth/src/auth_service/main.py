@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
         summary="Accounts, passwords and RS256 access tokens with a public JWKS",
         version=VERSION,
         prefix=PREFIX,
+        public_url=settings.issuer,
         docs_enabled=settings.docs_enabled,
         lifespan=lifespan,
     )
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, keys: KeyRing | None = None) ->
         checks=checks,
         registry=ctx.registry,
         cors_origins=settings.cors_origins,
+        cors_setting="AUTH_CORS_ORIGINS",
         expose_headers=["ETag", "Location"],
         rate_limit_headers=settings.rate_limit_enabled,
         max_body_bytes=settings.max_body_bytes,

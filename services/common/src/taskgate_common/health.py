@@ -61,8 +61,11 @@ def health_router(
     checks: Callable[[], dict[str, HealthCheck]],
     timeout: float = 3.0,
 ) -> APIRouter:
-    """Routes for the three health endpoints; `checks` is read per request (app state)."""
-    router = APIRouter(tags=["health"])
+    """Routes for the three health endpoints; `checks` is read per request (app state).
+
+    Left out of the public OpenAPI document: the gateway does not route them, so "Try it out"
+    could only fail; they are documented for operators in docs/operations.md."""
+    router = APIRouter(tags=["health"], include_in_schema=False)
     started = time.monotonic()
 
     async def report() -> HealthReport:

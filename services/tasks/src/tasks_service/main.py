@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Per-user tasks for Kanban and todo frontends; JWTs verified locally from the JWKS",
         version=VERSION,
         prefix=PREFIX,
+        public_url=settings.auth_issuer,
         docs_enabled=settings.docs_enabled,
         lifespan=lifespan,
     )
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checks=checks,
         registry=ctx.registry,
         cors_origins=settings.cors_origins,
+        cors_setting="TASKS_CORS_ORIGINS",
         expose_headers=["ETag", "Location", "Link", "X-Next-Cursor"],
         rate_limit_headers=ctx.write_limits is not None,
         max_body_bytes=settings.max_body_bytes,

@@ -105,6 +105,26 @@ def refuse_cross_site(request: Request, settings: Settings) -> None:
     )
 
 
+def missing_token_detail(request: Request) -> str:
+    """Why a refresh came with no token, naming the usual cause when a browser page sent it:
+    a page and an API under different host names (`localhost` and `127.0.0.1` are two sites),
+    whose cookie the browser refused to keep (SameSite) and so never sends."""
+    detail = "Send refresh_token in the body, or the refresh cookie"
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "")
+    if origin is None:
+        return detail
+    page_host = urlsplit(origin).hostname
+    api_host = urlsplit(f"//{host}").hostname
+    if page_host and api_host and page_host != api_host:
+        detail += (
+            f". The page ({origin}) and the API ({host}) have different host names, so the "
+            "browser keeps no refresh cookie for the page: use one host name for both "
+            "(e.g. localhost)"
+        )
+    return detail
+
+
 def token_from(
     request: Request, settings: Settings, body_token: str | None
 ) -> tuple[str | None, bool]:

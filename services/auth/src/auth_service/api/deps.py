@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.security import OAuth2PasswordBearer
 
 from auth_service.context import AuthContext
 from auth_service.models import User
 from auth_service.services.access import current_user, require_admin, unauthorized
-
-# tokenUrl makes Swagger's Authorize button log in through the password form.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
+from taskgate_common.bearer_auth import bearer_token
 
 
 # `async def` although it does not await: FastAPI runs plain `def` dependencies in a worker
@@ -26,7 +23,7 @@ Context = Annotated[AuthContext, Depends(get_context)]
 
 
 async def get_current_user(
-    ctx: Context, token: Annotated[str | None, Depends(oauth2_scheme)]
+    ctx: Context, token: Annotated[str | None, Depends(bearer_token)]
 ) -> User:
     if not token:
         raise unauthorized(

@@ -6,8 +6,8 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from taskgate_common.bearer_auth import bearer_token
 from taskgate_common.errors import ApiError
 from tasks_service.api.query_params import openapi_parameters, parse_query
 from tasks_service.context import TasksContext
@@ -17,11 +17,6 @@ from tasks_service.core.etags import IfMatch
 from tasks_service.schemas import BoardParams, TaskListParams
 from tasks_service.services import listing
 from tasks_service.services.access import authenticate
-
-bearer_scheme = HTTPBearer(
-    auto_error=False,
-    description="An access token from the auth service (`POST /auth/login`)",
-)
 
 
 # Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
@@ -36,7 +31,7 @@ Context = Annotated[TasksContext, Depends(get_context)]
 
 async def get_principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    token: Annotated[str | None, Depends(bearer_token)],
 ) -> Principal:
     """The verified caller; a write (any method but GET/HEAD/OPTIONS) also counts against
     the caller's write limit, so every write route is limited without a word of its own.
@@ -44,7 +39,7 @@ async def get_principal(
     Reads the context itself rather than depending on `Context`: each dependency node costs
     FastAPI work on every request, and this one is on every route."""
     ctx: TasksContext = request.app.state.ctx
-    principal = await authenticate(ctx, credentials.credentials if credentials else None)
+    principal = await authenticate(ctx, token)
     if ctx.write_limits is not None:
         await ctx.write_limits.hit(request, principal.user_id)
     return principal

@@ -40,6 +40,7 @@ def _answer(ctx: Context, response: Response, pair: TokenPair, cookie: bool) -> 
     response_model_exclude_none=True,
     summary="Log in with a username or email and a password (JSON)",
     responses=error_responses(401, 403, 422, 429, 503),
+    operation_id="login",
 )
 async def login_json(
     body: LoginRequest,
@@ -58,7 +59,8 @@ async def login_json(
     "/me",
     response_model=UserOut,
     summary="The user the access token belongs to",
-    responses=error_responses(401),
+    responses=error_responses(401, 503),
+    operation_id="getMe",
 )
 async def me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)

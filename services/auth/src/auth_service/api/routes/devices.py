@@ -10,10 +10,11 @@ import jwt
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from auth_service.api import PREFIX
-from auth_service.api.deps import AdminUser, Context, CurrentUser, oauth2_scheme
+from auth_service.api.deps import AdminUser, Context, CurrentUser
 from auth_service.models import RefreshSession
 from auth_service.schemas import SessionOut, SessionPage
 from auth_service.services import refresh_sessions
+from taskgate_common.bearer_auth import bearer_token
 from taskgate_common.errors import error_responses
 
 router = APIRouter(prefix=PREFIX, tags=["devices"])
@@ -26,7 +27,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 async def get_caller_session(
-    _: CurrentUser, token: Annotated[str | None, Depends(oauth2_scheme)]
+    _: CurrentUser, token: Annotated[str | None, Depends(bearer_token)]
 ) -> uuid.UUID | None:
     """The session (`sid`) of the caller's access token.
 
@@ -123,7 +124,7 @@ def _page(
     "/sessions",
     response_model=SessionPage,
     summary="Your live logins (devices), most recently used first",
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 503),
 )
 async def list_my_sessions(
     ctx: Context,
@@ -141,7 +142,7 @@ async def list_my_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="End one of your logins (this one too, if you name it); the others stay",
-    responses=error_responses(401, 404, 422),
+    responses=error_responses(401, 404, 422, 503),
 )
 async def end_my_session(session_id: uuid.UUID, ctx: Context, user: CurrentUser) -> Response:
     await refresh_sessions.end_session(ctx, user.id, session_id, reason="device_revoked")
@@ -155,7 +156,7 @@ async def end_my_session(session_id: uuid.UUID, ctx: Context, user: CurrentUser)
     "/users/{user_id}/sessions",
     response_model=SessionPage,
     summary="A user's live logins, most recently used first (admin)",
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 async def list_user_sessions(
     user_id: uuid.UUID,
@@ -176,7 +177,7 @@ async def list_user_sessions(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="End one login of a user (admin)",
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 async def end_user_session(
     user_id: uuid.UUID, session_id: uuid.UUID, ctx: Context, _: AdminUser

@@ -23,7 +23,12 @@ def _cache(response: Response, max_age: int) -> None:
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
 
 
-@router.get("/jwks.json", response_model=Jwks, summary="The public keys that verify access tokens")
+@router.get(
+    "/jwks.json",
+    response_model=Jwks,
+    summary="The public keys that verify access tokens",
+    operation_id="getJwks",
+)
 async def jwks(ctx: Context, response: Response) -> dict[str, list[dict[str, str]]]:
     _cache(response, ctx.settings.jwks_max_age_seconds)
     return ctx.keys.jwks()
@@ -49,6 +54,7 @@ def _metadata(ctx: AuthContext) -> AuthorizationServerMetadata:
     "/oauth-authorization-server",
     response_model=AuthorizationServerMetadata,
     summary="OAuth 2.0 authorization server metadata (RFC 8414)",
+    operation_id="getAuthorizationServerMetadata",
 )
 async def oauth_authorization_server(
     ctx: Context, response: Response
@@ -62,6 +68,7 @@ async def oauth_authorization_server(
     response_model=AuthorizationServerMetadata,
     summary="The same metadata at the OpenID discovery address (where the JWKS is found); "
     "there are no ID tokens",
+    operation_id="getOpenidConfiguration",
 )
 async def openid_configuration(ctx: Context, response: Response) -> AuthorizationServerMetadata:
     _cache(response, ctx.settings.jwks_max_age_seconds)

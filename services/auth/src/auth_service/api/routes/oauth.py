@@ -227,6 +227,7 @@ async def read_form(request: Request) -> OAuthForm:
     "errors as RFC 6749 section 5.2)",
     openapi_extra=TOKEN_REQUEST,
     responses=oauth_error_responses(400, 401, 403, 429, 503),
+    operation_id="requestToken",
 )
 async def token(ctx: Context, request: Request, response: Response) -> TokenPair:
     response.headers.update(NO_STORE)
@@ -292,8 +293,9 @@ def _is_access_token(token: str) -> bool:
     openapi_extra=REVOKE_REQUEST,
     responses={
         200: {"description": "Revoked, or unknown (the answer does not say which)"},
-        **oauth_error_responses(400, 401),
+        **oauth_error_responses(400, 401, 503),
     },
+    operation_id="revokeToken",
 )
 async def revoke(ctx: Context, request: Request) -> Response:
     form = await read_form(request)

@@ -42,7 +42,7 @@ async def forgot_password(body: ForgotPasswordRequest, ctx: Context, request: Re
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Set a new password with a mailed token; ends every session",
-    responses=error_responses(400, 422),
+    responses=error_responses(400, 422, 503),
 )
 async def reset_password(body: ResetPasswordRequest, ctx: Context) -> Response:
     await password_reset.reset_password(ctx, body.token, body.new_password)
@@ -57,6 +57,7 @@ async def reset_password(body: ResetPasswordRequest, ctx: Context) -> Response:
     response_model=Accepted,
     summary="Mail a new verification link to the current user's address",
     responses=error_responses(400, 401, 429, 503),
+    operation_id="requestEmailVerification",
 )
 async def request_verification(ctx: Context, user: CurrentUser, request: Request) -> Accepted:
     await ctx.limits.account_mail(request, user)
@@ -69,7 +70,7 @@ async def request_verification(ctx: Context, user: CurrentUser, request: Request
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Mark the email address verified with a mailed token",
-    responses=error_responses(400, 422),
+    responses=error_responses(400, 422, 503),
 )
 async def verify_email(body: VerifyEmailRequest, ctx: Context) -> Response:
     await email_verification.verify_email(ctx, body.token)
@@ -81,7 +82,7 @@ async def verify_email(body: VerifyEmailRequest, ctx: Context) -> Response:
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Make the pending email address the account's address, with the mailed token",
-    responses=error_responses(400, 409, 422),
+    responses=error_responses(400, 409, 422, 503),
 )
 async def confirm_email_change(body: ConfirmEmailChangeRequest, ctx: Context) -> Response:
     await email_change.confirm_change(ctx, body.token)

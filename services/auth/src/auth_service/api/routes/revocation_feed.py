@@ -19,7 +19,9 @@ from auth_service.repositories.revocations import START, Cursor
 from auth_service.services.revocation_feed import MAX_PAGE, RevocationFeed, UnknownCursor
 from taskgate_common.errors import ApiError, ErrorBody, error_responses
 
-router = APIRouter(tags=["revocations"])
+# Service to service, at the root: not routed by the gateway, so not in the public document
+# (docs/operations.md describes it).
+router = APIRouter(tags=["revocations"], include_in_schema=False)
 
 CURSOR_PATTERN = r"^\d{1,20}-\d{1,19}$"
 _MAX_SEQ = 2**63 - 1

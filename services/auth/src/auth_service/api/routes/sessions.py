@@ -10,6 +10,7 @@ from auth_service.api import PREFIX
 from auth_service.api.cookies import (
     clear_refresh_cookie,
     clearing_header,
+    missing_token_detail,
     refuse_cross_site,
     set_refresh_cookie,
     token_from,
@@ -49,7 +50,7 @@ async def refresh(
         await ctx.limits.refresh_ip(request)  # counted like any refresh
         raise unauthorized(
             "refresh_token_missing",
-            "Send refresh_token in the body, or the refresh cookie",
+            missing_token_detail(request),
             "invalid_request",
         )
     try:
@@ -69,7 +70,7 @@ async def refresh(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="End the session of a refresh token (body or cookie); 204 whatever the token",
-    responses=error_responses(403, 422),
+    responses=error_responses(403, 422, 503),
 )
 async def logout(ctx: Context, request: Request, body: OptionalRefresh = None) -> Response:
     token, _ = token_from(request, ctx.settings, body.refresh_token if body else None)
@@ -84,7 +85,7 @@ async def logout(ctx: Context, request: Request, body: OptionalRefresh = None) -
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="End every session of the current user and invalidate his access tokens",
-    responses=error_responses(401),
+    responses=error_responses(401, 503),
 )
 async def logout_all(ctx: Context, user: CurrentUser) -> Response:
     await account_security.logout_all(ctx, user)
@@ -112,6 +113,7 @@ router.add_api_route(
     response_class=Response,
     summary="Change the password; ends every session (log in again with the new one)",
     responses=error_responses(401, 422, 429, 503),
+    operation_id="changePassword",
 )
 router.add_api_route(
     "/users/me/password",
@@ -121,4 +123,5 @@ router.add_api_route(
     response_class=Response,
     summary="Alias of POST /auth/change-password for /users/me/password-style clients",
     responses=error_responses(401, 422, 429, 503),
+    operation_id="changeMyPassword",
 )

@@ -12,6 +12,7 @@ from auth_service.api.deps import AdminUser, Context
 from auth_service.schemas import AdminCreateUserRequest, AdminUpdateUserRequest, UserOut, UserPage
 from auth_service.services import user_admin
 from taskgate_common.errors import error_responses
+from taskgate_common.openapi_document import response_headers
 
 router = APIRouter(prefix=f"{PREFIX}/users", tags=["users (admin)"])
 
@@ -22,7 +23,7 @@ MAX_PAGE = 100
     "",
     response_model=UserPage,
     summary="List users, oldest first (admin)",
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 422, 503),
 )
 async def list_users(
     ctx: Context,
@@ -44,7 +45,7 @@ async def list_users(
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     summary="Create a user with a role (admin)",
-    responses=error_responses(401, 403, 409, 422),
+    responses={201: response_headers("Location"), **error_responses(401, 403, 409, 422, 503)},
 )
 async def create_user(
     body: AdminCreateUserRequest, ctx: Context, _: AdminUser, response: Response
@@ -58,7 +59,7 @@ async def create_user(
     "/{user_id}",
     response_model=UserOut,
     summary="One user (admin)",
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 async def get_user(user_id: uuid.UUID, ctx: Context, _: AdminUser) -> UserOut:
     return UserOut.model_validate(await user_admin.get_user(ctx, user_id))
@@ -68,7 +69,7 @@ async def get_user(user_id: uuid.UUID, ctx: Context, _: AdminUser) -> UserOut:
     "/{user_id}",
     response_model=UserOut,
     summary="Change a user's role or deactivate/reactivate him (admin)",
-    responses=error_responses(400, 401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422, 503),
 )
 async def update_user(
     user_id: uuid.UUID, body: AdminUpdateUserRequest, ctx: Context, _: AdminUser

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response, status
 
 from taskgate_common.errors import error_responses
+from taskgate_common.openapi_document import response_headers
 from tasks_service.api import PREFIX
 from tasks_service.api.deps import LIST_QUERY_DOCS, Context, IfMatchHeader, ListRequest, PathUser
 from tasks_service.api.task_json import json_response, task_documents, task_response
@@ -21,14 +22,17 @@ from tasks_service.services import tasks as use_cases
 
 router = APIRouter(prefix=PREFIX + "/{user_id}/tasks", tags=["per-user compatibility"])
 
-BASE = (401, 403, 503)
+# As in tasks.py, with the 403 of a `{user_id}` that is not the caller's.
+READ = (401, 403, 503)
+WRITE = (401, 403, 429, 503)
+WITH_ETAG = response_headers("ETag")
 
 
 @router.get(
     "",
     response_model=list[TaskOut],
     summary="List the user's tasks as a plain array (next page in the `Link` header)",
-    responses=error_responses(*BASE, 422),
+    responses={200: response_headers("Link", "X-Next-Cursor"), **error_responses(*READ, 422)},
     openapi_extra=LIST_QUERY_DOCS,
 )
 async def list_user_tasks(
@@ -49,7 +53,7 @@ async def list_user_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskOut,
     summary="Create a task for the user",
-    responses=error_responses(*BASE, 422),
+    responses={201: response_headers("ETag", "Location"), **error_responses(*WRITE, 422)},
 )
 async def create_user_task(
     user_id: uuid.UUID,
@@ -67,7 +71,7 @@ async def create_user_task(
     "/{task_id}",
     response_model=TaskOut,
     summary="One of the user's tasks",
-    responses=error_responses(*BASE, 404, 422),
+    responses={200: WITH_ETAG, **error_responses(*READ, 404, 422)},
 )
 async def get_user_task(task_id: uuid.UUID, ctx: Context, caller: PathUser) -> Response:
     return task_response(await use_cases.get(ctx, caller, task_id))
@@ -77,7 +81,7 @@ async def get_user_task(task_id: uuid.UUID, ctx: Context, caller: PathUser) -> R
     "/{task_id}",
     response_model=TaskOut,
     summary="Replace one of the user's tasks (If-Match honoured)",
-    responses=error_responses(*BASE, 404, 412, 422),
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
 )
 async def replace_user_task(
     task_id: uuid.UUID,
@@ -95,7 +99,7 @@ async def replace_user_task(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete one of the user's tasks (If-Match honoured)",
-    responses=error_responses(*BASE, 404, 412, 422),
+    responses=error_responses(*WRITE, 404, 412, 422),
 )
 async def delete_user_task(
     task_id: uuid.UUID, ctx: Context, caller: PathUser, if_match: IfMatchHeader
@@ -108,9 +112,9 @@ async def delete_user_task(
     "/{task_id}/complete",
     response_model=TaskOut,
     summary="Toggle done for one of the user's tasks",
-    responses=error_responses(*BASE, 404, 412, 422),
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
 )
-async def toggle_user_task(
+async def toggle_user_task_complete(
     task_id: uuid.UUID, ctx: Context, caller: PathUser, if_match: IfMatchHeader
 ) -> Response:
     task = await use_cases.toggle_complete(ctx, caller, task_id, if_match)

@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 
 from taskgate_common.errors import error_responses
+from taskgate_common.openapi_document import response_headers
 from tasks_service.api import PREFIX
 from tasks_service.api.deps import LIST_QUERY_DOCS, Caller, Context, IfMatchHeader, ListRequest
 from tasks_service.api.task_json import json_response, task_documents, task_response
@@ -16,8 +17,12 @@ from tasks_service.services import tasks as use_cases
 
 router = APIRouter(prefix=f"{PREFIX}/tasks", tags=["tasks"])
 
-# Every route needs a token, and every route needs the database.
-BASE = (401, 503)
+# Every route needs a token and the database; every write also counts against the caller's
+# write limit (deps.get_principal).
+READ = (401, 503)
+WRITE = (401, 429, 503)
+# The task routes answer one task with its version as the ETag.
+WITH_ETAG = response_headers("ETag")
 
 
 @router.post(
@@ -25,7 +30,7 @@ BASE = (401, 503)
     status_code=status.HTTP_201_CREATED,
     response_model=TaskOut,
     summary="Create a task at the end of its column",
-    responses=error_responses(*BASE, 422),
+    responses={201: response_headers("ETag", "Location"), **error_responses(*WRITE, 422)},
 )
 async def create_task(body: TaskCreate, ctx: Context, caller: Caller, request: Request) -> Response:
     task = await use_cases.create(ctx, caller, body)
@@ -37,7 +42,7 @@ async def create_task(body: TaskCreate, ctx: Context, caller: Caller, request: R
     "",
     response_model=TaskPage,
     summary="List tasks: filters, sort and keyset pages",
-    responses=error_responses(*BASE, 422),
+    responses=error_responses(*READ, 422),
     openapi_extra=LIST_QUERY_DOCS,
 )
 async def list_tasks(ctx: Context, caller: Caller, query: ListRequest) -> Response:
@@ -49,7 +54,7 @@ async def list_tasks(ctx: Context, caller: Caller, query: ListRequest) -> Respon
     "/{task_id}",
     response_model=TaskOut,
     summary="One task, with its ETag",
-    responses=error_responses(*BASE, 404, 422),
+    responses={200: WITH_ETAG, **error_responses(*READ, 404, 422)},
 )
 async def get_task(task_id: uuid.UUID, ctx: Context, caller: Caller) -> Response:
     return task_response(await use_cases.get(ctx, caller, task_id))
@@ -59,7 +64,7 @@ async def get_task(task_id: uuid.UUID, ctx: Context, caller: Caller) -> Response
     "/{task_id}",
     response_model=TaskOut,
     summary="Change some fields (If-Match honoured)",
-    responses=error_responses(*BASE, 404, 412, 422),
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
 )
 async def patch_task(
     task_id: uuid.UUID,
@@ -76,7 +81,7 @@ async def patch_task(
     "/{task_id}",
     response_model=TaskOut,
     summary="Replace every field (If-Match honoured)",
-    responses=error_responses(*BASE, 404, 412, 422),
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
 )
 async def replace_task(
     task_id: uuid.UUID,
@@ -94,7 +99,7 @@ async def replace_task(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a task (If-Match honoured)",
-    responses=error_responses(*BASE, 404, 412, 422),
+    responses=error_responses(*WRITE, 404, 412, 422),
 )
 async def delete_task(
     task_id: uuid.UUID, ctx: Context, caller: Caller, if_match: IfMatchHeader
@@ -107,7 +112,7 @@ async def delete_task(
     "/{task_id}/move",
     response_model=TaskOut,
     summary="Move a card to a column, before or after another card",
-    responses=error_responses(*BASE, 400, 404, 412, 422),
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 400, 404, 412, 422)},
 )
 async def move_task(
     task_id: uuid.UUID,
@@ -124,9 +129,9 @@ async def move_task(
     "/{task_id}/complete",
     response_model=TaskOut,
     summary="Toggle done: done goes back to todo, anything else becomes done",
-    responses=error_responses(*BASE, 404, 412, 422),
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
 )
-async def toggle_complete(
+async def toggle_task_complete(
     task_id: uuid.UUID, ctx: Context, caller: Caller, if_match: IfMatchHeader
 ) -> Response:
     task = await use_cases.toggle_complete(ctx, caller, task_id, if_match)
