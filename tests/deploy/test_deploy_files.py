@@ -263,7 +263,7 @@ def _edge_limits(env: dict[str, str]) -> dict[str, Any]:
 
 def test_edge_limits_count_in_memory_without_redis() -> None:
     limits = _edge_limits({})
-    assert set(limits) == {"credential-rate-limit", "general-rate-limit"}
+    assert set(limits) == {"credential-rate-limit", "general-rate-limit", "preflight-rate-limit"}
     for limit in limits.values():
         assert "redis" not in limit
 
@@ -309,3 +309,31 @@ def test_every_router_renders_gateway_errors_as_json(compose: dict[str, Any]) ->
     assert http["middlewares"]["body-limit"]["buffering"]["maxRequestBodyBytes"] == 1024 * 1024
     for name, router in http["routers"].items():
         assert router["middlewares"][0] == "json-errors", name
+
+
+def test_cors_preflights_have_routers_of_their_own_without_the_request_limits() -> None:
+    """A preflight (OPTIONS with Access-Control-Request-Method) under /auth or /api is matched
+    before every other router of its prefix, and its chain spends neither the credential nor
+    the general bucket, only a flood guard of its own (tests/e2e/test_gateway_cors.py)."""
+    text = (ROOT / "gateway" / "dynamic" / "taskgate.yml").read_text()
+    routers: dict[str, Any] = yaml.safe_load(render_env_defaults(text))["http"]["routers"]
+    preflight = "Method(`OPTIONS`) && HeaderRegexp(`Access-Control-Request-Method`, `.+`)"
+    for name, prefix, service in (
+        ("auth-preflight", "auth", "auth"),
+        ("tasks-preflight", "api", "tasks"),
+    ):
+        router = routers[name]
+        assert router["rule"] == f"(Path(`/{prefix}`) || PathPrefix(`/{prefix}/`)) && {preflight}"
+        assert router["service"] == service
+        assert router["middlewares"][:3] == [
+            "json-errors",
+            "security-headers",
+            "preflight-rate-limit",
+        ]
+        others = [r for n, r in routers.items() if n != name and r["service"] == service]
+        assert all(router["priority"] > other["priority"] for other in others), name
+    for name, router in routers.items():
+        if name.endswith("-preflight"):
+            assert not {"credential-rate-limit", "general-rate-limit"} & set(router["middlewares"])
+        else:
+            assert "preflight-rate-limit" not in router["middlewares"], name

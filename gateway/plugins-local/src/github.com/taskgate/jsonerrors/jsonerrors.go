@@ -6,8 +6,16 @@
 // middleware, first in every router's chain, replaces the body of any error response (status
 // >= 400) whose Content-Type is not JSON. The services always answer errors in JSON: those pass
 // through byte for byte, with every header (their own 429 codes, Retry-After, RateLimit-*).
-// Headers Traefik set on its own errors (Retry-After and X-Retry-In on a 429) are kept; the
-// caller's X-Request-ID is echoed, and CORS headers are added for the services' origins.
+// Headers Traefik set on its own errors (Retry-After and X-Retry-In on a 429) are kept, and
+// CORS headers are added for the services' origins.
+//
+// Request IDs: every request leaves the middleware with exactly one X-Request-ID, the caller's
+// when it is valid (the services' rule: 1-128 of [A-Za-z0-9._:-]), else one made here (32
+// lowercase hex characters from crypto/rand, like the services' uuid4().hex). The header is set
+// on the request itself, so the service receives, logs and echoes that ID, and Traefik's access
+// log, which reads the same request headers once the answer is sent, records it as
+// request_X-Request-Id. Every response, the gateway's own errors included, carries exactly that
+// one ID: a service's echo already is it; a response without it, or naming another, gets it.
 //
 // A request body the client framed wrongly (a bare LF or a non-hex or overflowing chunk size in
 // chunked encoding, a body cut short) makes Traefik's `buffering` middleware and its proxy fail
@@ -22,11 +30,14 @@ package jsonerrors
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,13 +150,42 @@ func New(_ context.Context, next http.Handler, config *Config, _ string) (http.H
 }
 
 func (j *JSONErrors) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
-	w := &writer{rw: rw, owner: j, req: req}
+	w := &writer{rw: rw, owner: j, req: req, id: requestID(req.Header)}
 	// ContentLength is 0 for a request without a body (Body is http.NoBody), -1 when chunked.
 	if req.Body != nil && req.ContentLength != 0 {
 		w.body = &bodyReader{rc: req.Body}
 		req.Body = w.body
 	}
 	j.next.ServeHTTP(w, req)
+}
+
+// idHeader is X-Request-ID in Go's canonical form (the key net/http stores it under).
+const idHeader = "X-Request-Id"
+
+// validID is the services' rule (taskgate_common.request_context); a compiled regexp runs as
+// native code, cheaper under Yaegi than an interpreted loop over the characters.
+var validID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestID returns the request's ID and leaves exactly that one value in its headers: the
+// caller's first X-Request-ID when it is valid (as the services take the first), else a new one.
+func requestID(header http.Header) string {
+	values := header[idHeader]
+	if len(values) > 0 && validID.MatchString(values[0]) {
+		if len(values) > 1 {
+			header[idHeader] = values[:1]
+		}
+		return values[0]
+	}
+	id := newID()
+	header[idHeader] = []string{id}
+	return id
+}
+
+// newID is 128 random bits in 32 lowercase hex characters, as uuid4().hex in the services.
+func newID() string {
+	data := make([]byte, 16)
+	_, _ = rand.Read(data) // never fails on Go >= 1.24 (it would crash the process instead)
+	return hex.EncodeToString(data)
 }
 
 // bodyReader passes the request body through and remembers the first read error other than
@@ -204,6 +244,7 @@ type writer struct {
 	owner       *JSONErrors
 	req         *http.Request
 	body        *bodyReader // nil for a request without a body
+	id          string      // the request's X-Request-ID (see requestID)
 	wroteHeader bool
 	replaced    bool
 	streamed    bool // no Content-Length: flushed on every write (see Flush)
@@ -223,6 +264,12 @@ func (w *writer) WriteHeader(status int) {
 	}
 	w.wroteHeader = true
 	header := w.rw.Header()
+	// The service echoes the ID it was sent; an answer without it (Traefik's own, or an
+	// upstream that does not echo) gets it here, and one that names another ID is corrected,
+	// so the answer, the service's log and the access log agree.
+	if ids := header[idHeader]; len(ids) != 1 || ids[0] != w.id {
+		header[idHeader] = []string{w.id}
+	}
 	if status < 400 || isJSON(header.Get("Content-Type")) {
 		w.streamed = header.Get("Content-Length") == ""
 		w.rw.WriteHeader(status)
@@ -249,10 +296,6 @@ func (w *writer) WriteHeader(status int) {
 	header.Set("Content-Type", "application/json")
 	header.Set("Content-Length", strconv.Itoa(len(body)))
 	header.Del("Content-Encoding")
-	requestID := w.req.Header.Get("X-Request-Id")
-	if requestID != "" && header.Get("X-Request-Id") == "" && validID(requestID) {
-		header.Set("X-Request-Id", requestID)
-	}
 	origin := w.req.Header.Get("Origin")
 	if origin != "" && w.owner.origins[origin] && header.Get("Access-Control-Allow-Origin") == "" {
 		header.Set("Access-Control-Allow-Origin", origin)
@@ -295,20 +338,4 @@ func (w *writer) Unwrap() http.ResponseWriter {
 func isJSON(contentType string) bool {
 	mediaType := strings.ToLower(strings.TrimSpace(strings.SplitN(contentType, ";", 2)[0]))
 	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
-}
-
-// validID accepts the same request IDs as the services: 1-128 of [A-Za-z0-9._:-].
-func validID(id string) bool {
-	if len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '.' || c == '_' || c == ':' || c == '-'
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
