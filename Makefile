@@ -41,6 +41,10 @@ bench: install ## measure the hot paths (see bench/)
 	$(UV) run python bench/revocation_delay.py
 	$(UV) run python bench/run.py
 
+.PHONY: bench-scale
+bench-scale: install ## task paths at 1k, 10k and 100k tasks for one user among 10,000 users (minutes)
+	$(UV) run python bench/scale.py
+
 .PHONY: keys
 keys: install ## create the signing key under .data/keys/ unless it exists
 	$(UV) run python -m auth_service keys generate --if-missing

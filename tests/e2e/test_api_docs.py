@@ -166,7 +166,9 @@ STABLE_OPERATION_IDS = {
     },
     "tasks": {
         "createTask", "listTasks", "getTask", "patchTask", "replaceTask", "deleteTask",
-        "moveTask", "toggleTaskComplete", "getBoard",
+        "moveTask", "toggleTaskComplete", "getStatusBoard", "listBoards", "createBoard",
+        "getBoard", "updateBoard", "deleteBoard", "moveBoard", "createColumn", "updateColumn",
+        "deleteColumn", "moveColumn", "listColumnTasks",
     },
 }  # fmt: skip
 

@@ -249,9 +249,53 @@ async def create_task(client: httpx.AsyncClient, user: User, **fields: Any) -> d
     return task
 
 
+async def create_board(client: httpx.AsyncClient, user: User, name: str = "") -> dict[str, Any]:
+    """A new board (with the three usual columns), as its full view."""
+    response = await client.post(
+        "/api/boards", json={"name": name or f"board {next_number()}"}, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    return await board_view(client, user, response.json()["id"])
+
+
+async def board_view(
+    client: httpx.AsyncClient, user: User, board_id: str, limit: int = 100
+) -> dict[str, Any]:
+    response = await client.get(f"/api/boards/{board_id}?limit={limit}", headers=user.headers)
+    assert response.status_code == 200, response.text
+    view: dict[str, Any] = response.json()
+    return view
+
+
+async def default_board(client: httpx.AsyncClient, user: User) -> dict[str, Any]:
+    """The user's default board (made on first use), as its full view."""
+    response = await client.get("/api/boards", headers=user.headers)
+    assert response.status_code == 200, response.text
+    board = next(item for item in response.json()["items"] if item["is_default"])
+    return await board_view(client, user, board["id"])
+
+
+async def add_column(
+    client: httpx.AsyncClient, user: User, board_id: str, name: str, **fields: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/boards/{board_id}/columns", json={"name": name, **fields}, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    column: dict[str, Any] = response.json()
+    return column
+
+
+def titles_by_column(view: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        column["name"]: [task["title"] for task in column["items"]] for column in view["columns"]
+    }
+
+
 async def truncate_tasks(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
-        await connection.execute(text("TRUNCATE tasks"))
+        # Boards and columns too: TRUNCATE fires no trigger, so kept counts would go stale.
+        await connection.execute(text("TRUNCATE tasks, board_columns, boards"))
 
 
 async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:

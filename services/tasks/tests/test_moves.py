@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tasks_factories import User, create_task, truncate_tasks
+from tasks_factories import User, board_view, create_board, create_task, truncate_tasks
 
 COLUMNS = ("todo", "in_progress", "done")
 
@@ -227,3 +227,64 @@ async def test_concurrent_placements_by_one_user_never_collide(
     board = await board_titles(client, alice)
     assert board["todo"][0] == "r0"
     assert sorted(board["done"]) == sorted(f"r{i}" for i in range(8, 15))
+
+
+CROSS_BOARD_MOVES = st.lists(
+    st.tuples(
+        st.integers(0, 7),  # which card
+        st.sampled_from(["before", "after", "end"]),
+        st.integers(0, 7),  # anchor card
+        st.integers(0, 5),  # target column (three on each of two boards), for "end"
+    ),
+    min_size=40,
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(moves=CROSS_BOARD_MOVES)
+async def test_random_moves_across_boards_keep_every_column_a_permutation(
+    client: httpx.AsyncClient, alice: User, tasks_db: AsyncEngine, moves: list[Any]
+) -> None:
+    """After any sequence of moves between the columns of two boards, each column shows
+    exactly the cards a model says, in its order, with no duplicate, and every column's kept
+    total agrees with its cards."""
+    await truncate_tasks(tasks_db)
+    boards = [await create_board(client, alice, name) for name in ("one", "two")]
+    columns = [column["id"] for board in boards for column in board["columns"]]
+    titles = [f"c{i}" for i in range(8)]
+    cards = [await create_task(client, alice, column_id=columns[0], title=t) for t in titles]
+    model: dict[str, list[str]] = {column: [] for column in columns}
+    model[columns[0]] = list(titles)
+
+    for card_index, kind, anchor_index, column_index in moves:
+        card, anchor = titles[card_index], titles[anchor_index]
+        if kind == "end" or anchor == card:
+            body: dict[str, Any] = {"column_id": columns[column_index]}
+            target = columns[column_index]
+        else:
+            body = {"before_id" if kind == "before" else "after_id": cards[anchor_index]["id"]}
+            target = next(column for column, held in model.items() if anchor in held)
+        response = await move(client, alice, cards[card_index], **body)
+        assert response.status_code == 200, response.text
+        for held in model.values():
+            if card in held:
+                held.remove(card)
+        if "column_id" in body:
+            model[target].append(card)
+        else:
+            model[target].insert(model[target].index(anchor) + (kind == "after"), card)
+
+    seen: list[str] = []
+    for board in boards:
+        view = await board_view(client, alice, board["id"])
+        for column in view["columns"]:
+            shown = [task["title"] for task in column["items"]]
+            assert shown == model[column["id"]]
+            assert column["total"] == len(shown)
+            seen += shown
+    assert sorted(seen) == sorted(titles)

@@ -9,7 +9,7 @@ import pytest
 from pydantic import TypeAdapter
 from tasks_factories import User
 
-from tasks_service.schemas import Board, TaskOut, TaskPage
+from tasks_service.schemas import StatusBoard, TaskOut, TaskPage
 
 
 async def _seed(client: httpx.AsyncClient, user: User) -> str:
@@ -37,7 +37,7 @@ async def _seed(client: httpx.AsyncClient, user: User) -> str:
     [
         ("/api/tasks?limit=2", TaskPage),
         ("/api/tasks?sort=due_at", TaskPage),
-        ("/api/board", Board),
+        ("/api/board", StatusBoard),
         ("/api/{user}/tasks", list[TaskOut]),
         ("/api/tasks/{task}", TaskOut),
         ("/api/{user}/tasks/{task}", TaskOut),

@@ -43,6 +43,7 @@ def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngi
             "server_settings": {
                 "application_name": application_name,
                 "statement_timeout": str(settings.db_statement_timeout_ms),
+                "random_page_cost": str(settings.db_random_page_cost),
                 "timezone": "UTC",
             },
         },

@@ -21,7 +21,7 @@ from taskgate_common.service_app import (
     new_service_app,
 )
 from tasks_service.api import PREFIX
-from tasks_service.api.routes import board, compat, tasks
+from tasks_service.api.routes import board, boards, compat, tasks
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import TokenVerifier
 from tasks_service.core.config import Settings
@@ -80,8 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
 
-    # `/api/tasks/…` before `/api/{user_id}/tasks/…`, so the fixed segment wins.
-    add_routes(app, tasks.router, board.router, compat.router)
+    # `/api/tasks/…` (and the boards') before `/api/{user_id}/tasks/…`: fixed segments win.
+    add_routes(app, tasks.router, board.router, boards.router, compat.router)
 
     async def jwks() -> dict[str, Any] | None:
         state = ctx.jwks.state()

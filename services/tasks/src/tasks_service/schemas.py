@@ -79,19 +79,54 @@ DueAt = Annotated[
     Field(description="ISO 8601 with an offset (a naive time is refused); stored as UTC"),
 ]
 SortOrder = Literal["position", "-created_at", "due_at", "-updated_at"]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    Storable,
+    Field(description="1-100 characters after trimming"),
+]
+WipLimit = Annotated[
+    int | None,
+    Field(ge=1, le=10_000, description="At most this many cards (a create or move over it is 409 "
+          "`wip_limit_reached`); null: no limit"),
+]  # fmt: skip
+MAX_CHECKLIST_ITEMS = 50
+
+
+class ChecklistItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+    ]
+    done: bool = False
+
+
+Checklist = Annotated[
+    list[ChecklistItem],
+    Field(max_length=MAX_CHECKLIST_ITEMS, description="Up to 50 items, in order"),
+]
 
 
 class TaskCreate(BaseModel):
-    """A new task; it is placed at the end of its status column."""
+    """A new task, at the end of its column: `column_id`'s, else the first column of `status`'s
+    category on `board_id`'s board (default: the caller's default board)."""
 
     model_config = ConfigDict(extra="forbid")
 
     title: Title
     description: Description = ""
-    status: TaskStatus = TaskStatus.TODO
+    status: TaskStatus = Field(
+        TaskStatus.TODO,
+        description="The category of the column; with `column_id`, leave it out or give the "
+        "column's own",
+    )
     priority: Priority = Priority.MEDIUM
     due_at: DueAt = None
     labels: Labels = Field(default_factory=list)
+    checklist: Checklist = Field(default_factory=list)
+    board_id: uuid.UUID | None = Field(None, description="Default: the caller's default board")
+    column_id: uuid.UUID | None = Field(None, description="Default: by `status`, see above")
 
 
 class TaskReplace(TaskCreate):
@@ -109,10 +144,11 @@ class TaskPatch(BaseModel):
     priority: Priority | None = None
     due_at: DueAt = None
     labels: Labels | None = None
+    checklist: Checklist | None = None
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> TaskPatch:
-        for name in ("title", "description", "status", "priority", "labels"):
+        for name in ("title", "description", "status", "priority", "labels", "checklist"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -122,12 +158,17 @@ class TaskPatch(BaseModel):
 
 
 class MoveRequest(BaseModel):
-    """Where to put a card: a column, and a neighbour (or neither, for the end of the column)."""
+    """Where to put a card: a column (of this board or another), and a neighbour (or neither,
+    for the end of the column). The target column is `column_id`, else the anchor's, else the
+    first column of `status`'s category on `board_id`'s board (default: the card's board), else
+    the card's own."""
 
     model_config = ConfigDict(extra="forbid")
 
+    column_id: uuid.UUID | None = Field(None, description="Target column")
+    board_id: uuid.UUID | None = Field(None, description="Target board (with `status`)")
     status: TaskStatus | None = Field(
-        None, description="Target column; defaults to the anchor's column, else the current one"
+        None, description="Target category: the first column of it on the board"
     )
     before_id: uuid.UUID | None = Field(None, description="Place the card just before this one")
     after_id: uuid.UUID | None = Field(None, description="Place the card just after this one")
@@ -154,6 +195,9 @@ class TaskOut(BaseModel):
     version: int = Field(description="Bumped on every change; the ETag is this number, quoted")
     created_at: datetime
     updated_at: datetime
+    board_id: uuid.UUID
+    column_id: uuid.UUID
+    checklist: list[ChecklistItem]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -169,7 +213,7 @@ class TaskPage(BaseModel):
     )
 
 
-class BoardColumn(BaseModel):
+class StatusColumn(BaseModel):
     status: TaskStatus
     total: int = Field(description="Tasks in this column")
     items: list[TaskOut] = Field(description="The first cards of the column, in position order")
@@ -178,8 +222,115 @@ class BoardColumn(BaseModel):
     )
 
 
-class Board(BaseModel):
-    columns: list[BoardColumn]
+class StatusBoard(BaseModel):
+    """The caller's tasks by status across all boards (the view from before boards)."""
+
+    columns: list[StatusColumn]
+
+
+class BoardCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+
+
+class BoardPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    archived: bool | None = Field(None, description="Archive (true) or bring back (false)")
+
+
+class BoardOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    is_default: bool = Field(description="Where tasks go that name no board; one per user")
+    archived: bool
+    archived_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class BoardList(BaseModel):
+    items: list[BoardOut] = Field(description="In the user's order")
+
+
+class ColumnCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    category: TaskStatus = Field(
+        TaskStatus.TODO, description="What the column means for completion and the todo API"
+    )
+    wip_limit: WipLimit = None
+
+
+class ColumnPatch(BaseModel):
+    """Only the fields present change; `wip_limit: null` removes the limit. A new category
+    reaches every card of the column (their `status` and `completed_at`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    category: TaskStatus | None = None
+    wip_limit: WipLimit = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> ColumnPatch:
+        for name in ("name", "category"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class ColumnOut(BaseModel):
+    id: uuid.UUID
+    board_id: uuid.UUID
+    name: str
+    category: TaskStatus
+    wip_limit: int | None
+    total: int = Field(description="Cards in the column")
+    version: int
+
+
+class BoardColumn(ColumnOut):
+    items: list[TaskOut] = Field(description="The column's first cards, in order")
+    next_cursor: str | None = Field(
+        description="Continue with GET /api/columns/{id}/tasks?cursor=<next_cursor>"
+    )
+
+
+class Board(BoardOut):
+    columns: list[BoardColumn] = Field(description="In board order")
+
+
+class ColumnPage(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+class Placement(BaseModel):
+    """Where a board or a column goes among its siblings: before or after one of them, or
+    (neither) at the end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    before_id: uuid.UUID | None = None
+    after_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> Placement:
+        if self.before_id is not None and self.after_id is not None:
+            raise ValueError("give before_id or after_id, not both")
+        return self
+
+
+class PageParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1024, description="From `next_cursor`")
 
 
 class TaskListParams(BaseModel):
@@ -196,6 +347,8 @@ class TaskListParams(BaseModel):
     due_before: UtcDatetime | None = Field(None, description="Due strictly before (ISO 8601)")
     due_after: UtcDatetime | None = Field(None, description="Due strictly after (ISO 8601)")
     completed: bool | None = Field(None, description="Only done (true) or not done (false)")
+    board_id: uuid.UUID | None = Field(None, description="Only this board's tasks")
+    column_id: uuid.UUID | None = Field(None, description="Only this column's tasks")
     sort: SortOrder = Field(
         "position",
         description="`position`: column order then card order; `-created_at`: newest first; "
@@ -214,6 +367,8 @@ class TaskListParams(BaseModel):
             "due_before": self.due_before.isoformat() if self.due_before else None,
             "due_after": self.due_after.isoformat() if self.due_after else None,
             "completed": self.completed,
+            "board_id": str(self.board_id) if self.board_id else None,
+            "column_id": str(self.column_id) if self.column_id else None,
         }
 
 

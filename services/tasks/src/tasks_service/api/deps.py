@@ -14,7 +14,7 @@ from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.cursor import InvalidCursor
 from tasks_service.core.etags import IfMatch
-from tasks_service.schemas import BoardParams, TaskListParams
+from tasks_service.schemas import BoardParams, PageParams, TaskListParams
 from tasks_service.services import listing
 from tasks_service.services.access import authenticate
 
@@ -66,6 +66,7 @@ IfMatchHeader = Annotated[IfMatch | None, Depends(get_if_match)]
 # For the routes' `openapi_extra`: the query parameters are read by hand (query_params.py).
 LIST_QUERY_DOCS = {"parameters": openapi_parameters(TaskListParams)}
 BOARD_QUERY_DOCS = {"parameters": openapi_parameters(BoardParams)}
+PAGE_QUERY_DOCS = {"parameters": openapi_parameters(PageParams)}
 
 
 async def get_list_request(request: Request) -> listing.ListRequest:
@@ -89,8 +90,13 @@ async def get_board_params(request: Request) -> BoardParams:
     return parse_query(BoardParams, request.query_params)
 
 
+async def get_page_params(request: Request) -> PageParams:
+    return parse_query(PageParams, request.query_params)
+
+
 ListRequest = Annotated[listing.ListRequest, Depends(get_list_request)]
 BoardQuery = Annotated[BoardParams, Depends(get_board_params)]
+PageQuery = Annotated[PageParams, Depends(get_page_params)]
 
 
 async def get_path_user(user_id: uuid.UUID, caller: Caller) -> Principal:

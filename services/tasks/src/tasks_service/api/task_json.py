@@ -15,12 +15,10 @@ import orjson
 from fastapi import Response
 
 from tasks_service.core.etags import etag
-from tasks_service.models import TaskStatus
 from tasks_service.repositories.tasks import API_COLUMNS, TaskRecord, TaskRow
 
 # Same text as Pydantic's JSON mode: UTC as `Z`, microseconds when present.
 _OPTIONS = orjson.OPT_UTC_Z
-_DONE = TaskStatus.DONE
 
 
 def _default(value: object) -> str:
@@ -32,15 +30,16 @@ def _default(value: object) -> str:
 
 def task_document(task: TaskRecord) -> dict[str, Any]:
     document = {name: getattr(task, name) for name in API_COLUMNS}
-    document["completed"] = task.status is _DONE
+    document["checklist"] = orjson.Fragment(task.checklist)
     return document
 
 
 def _row_document(row: TaskRow) -> dict[str, Any]:
-    """A list or board row as the API shows it: the API columns (not the position or any
-    extra column the query added) plus `completed`."""
+    """A list or board row as the API shows it: the API columns, in their order (not the
+    position or any extra column the query added). The checklist is the database's JSON text,
+    embedded as it is."""
     document = dict(zip(API_COLUMNS, row.values(), strict=False))
-    document["completed"] = document["status"] == _DONE
+    document["checklist"] = orjson.Fragment(document["checklist"])
     return document
 
 

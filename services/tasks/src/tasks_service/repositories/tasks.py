@@ -24,7 +24,8 @@ Connection: TypeAlias = asyncpg.Connection
 # building objects for read-only pages costs more than the query.
 TaskRow: TypeAlias = asyncpg.Record
 
-# What the API shows, then the internal position (used for keyset cursors, never shown).
+# What the API shows, then the internal position (used for keyset cursors, never shown). The
+# fields added with boards come last, so a task's JSON starts with the same bytes as before.
 API_COLUMNS = (
     "id",
     "owner_id",
@@ -38,9 +39,19 @@ API_COLUMNS = (
     "version",
     "created_at",
     "updated_at",
+    "completed",
+    "board_id",
+    "column_id",
+    "checklist",
 )
 COLUMNS = (*API_COLUMNS, "position")
-_SELECT = ", ".join(COLUMNS)
+# `completed` is what todo frontends show; the checklist is read as its JSON text, which the
+# answer embeds as it is (task_json.py).
+_EXPRESSIONS = {
+    "completed": "(status = 'done') AS completed",
+    "checklist": "checklist::text AS checklist",
+}
+_SELECT = ", ".join(_EXPRESSIONS.get(name, name) for name in COLUMNS)
 
 
 class Now:
@@ -66,6 +77,10 @@ class TaskRecord:
     version: int
     created_at: datetime
     updated_at: datetime
+    completed: bool
+    board_id: uuid.UUID
+    column_id: uuid.UUID
+    checklist: str  # JSON text
     position: int
 
     @classmethod
@@ -78,8 +93,9 @@ class TaskRecord:
 
 def owner_lock_key(owner_id: uuid.UUID) -> int:
     """The advisory-lock key that serialises one owner's placements (create, move, column
-    change) until commit: "read the neighbours, pick a position" becomes atomic without table
-    locks, and one user's concurrent writes are rare, so it costs nothing in practice."""
+    change) and board and column changes until commit: "read the neighbours, pick a position"
+    becomes atomic without table locks, and one user's concurrent writes are rare, so it costs
+    nothing in practice."""
     return int.from_bytes(owner_id.bytes[:8], "big", signed=True)
 
 
@@ -88,7 +104,7 @@ async def add(db: Connection, owner_id: uuid.UUID, values: dict[str, Any]) -> Ta
     params: list[Any] = [owner_id]
     placeholders = ["$1"]
     for name in values:
-        placeholders.append(_param(params, values[name]))
+        placeholders.append(f"{sql_value(params, values[name])}{_CASTS.get(name, '')}")
     row = await db.fetchrow(
         f"INSERT INTO tasks ({', '.join(names)}) VALUES ({', '.join(placeholders)})"
         f" RETURNING {_SELECT}",
@@ -107,13 +123,12 @@ async def add_at_end(
     """
     params: list[Any] = [owner_id, LIMIT - GAP]
     names = list(values)
-    placeholders = [f"{_param(params, values[name])}{_CASTS.get(name, '')}" for name in names]
-    status = placeholders[names.index("status")]
+    placeholders = [f"{sql_value(params, values[name])}{_CASTS.get(name, '')}" for name in names]
+    column = placeholders[names.index("column_id")]
     row = await db.fetchrow(
         f"INSERT INTO tasks (owner_id, {', '.join(names)}, position)"
         f" SELECT $1, {', '.join(placeholders)}, last + {GAP} FROM ("
-        f"  SELECT coalesce(max(position), 0) AS last FROM tasks"
-        f"  WHERE owner_id = $1 AND status = {status}"
+        f"  SELECT coalesce(max(position), 0) AS last FROM tasks WHERE column_id = {column}"
         f") AS col WHERE last < $2 RETURNING {_SELECT}",
         *params,
     )
@@ -130,6 +145,9 @@ _CASTS = {
     "id": "::uuid",
     "title": "::varchar",
     "description": "::text",
+    "board_id": "::uuid",
+    "column_id": "::uuid",
+    "checklist": "::jsonb",
 }
 
 
@@ -146,7 +164,10 @@ async def get(
 async def change(db: Connection, task: TaskRecord, values: dict[str, Any]) -> TaskRecord:
     """Apply `values`, bump the version and `updated_at`, and return the new row."""
     params: list[Any] = [task.id, task.owner_id]
-    assignments = [f"{name} = {_param(params, value)}" for name, value in values.items()]
+    assignments = [
+        f"{name} = {sql_value(params, value)}{_CASTS.get(name, '')}"
+        for name, value in values.items()
+    ]
     assignments += ["version = version + 1", "updated_at = now()"]
     row = await db.fetchrow(
         f"UPDATE tasks SET {', '.join(assignments)} WHERE id = $1 AND owner_id = $2"
@@ -173,7 +194,9 @@ async def change_in_place(
     None when nothing was written: the caller reads the row to say why (404, 412, no change).
     """
     params: list[Any] = [task_id, owner_id]
-    placeholders = {name: _param(params, value) for name, value in values.items()}
+    placeholders = {
+        name: f"{sql_value(params, value)}{_CASTS.get(name, '')}" for name, value in values.items()
+    }
     assignments = [f"{name} = {placeholder}" for name, placeholder in placeholders.items()]
     differs = [
         f"{name} IS DISTINCT FROM {placeholder}" for name, placeholder in placeholders.items()
@@ -183,7 +206,7 @@ async def change_in_place(
         f" WHERE id = $1 AND owner_id = $2 AND ({' OR '.join(differs)})"
     )
     if versions is not None:
-        sql += f" AND version = ANY({_param(params, versions)}::int[])"
+        sql += f" AND version = ANY({sql_value(params, versions)}::int[])"
     row = await db.fetchrow(f"{sql} RETURNING {_SELECT}", *params)
     return TaskRecord.from_row(row) if row is not None else None
 
@@ -195,11 +218,11 @@ async def remove_in_place(
     sql = "DELETE FROM tasks WHERE id = $1 AND owner_id = $2"
     params: list[Any] = [task_id, owner_id]
     if versions is not None:
-        sql += f" AND version = ANY({_param(params, versions)}::int[])"
+        sql += f" AND version = ANY({sql_value(params, versions)}::int[])"
     return await db.fetchval(f"{sql} RETURNING true", *params) is not None
 
 
-def _param(params: list[Any], value: Any) -> str:
+def sql_value(params: list[Any], value: Any) -> str:
     """Append `value` to `params` and return its placeholder (`now()` for `NOW`)."""
     if value is NOW:
         return "now()"
@@ -207,14 +230,9 @@ def _param(params: list[Any], value: Any) -> str:
     return f"${len(params)}"
 
 
-async def last_position(
-    db: Connection, owner_id: uuid.UUID, status: TaskStatus, *, exclude: uuid.UUID
-) -> int | None:
+async def last_position(db: Connection, column_id: uuid.UUID, *, exclude: uuid.UUID) -> int | None:
     value: int | None = await db.fetchval(
-        "SELECT max(position) FROM tasks WHERE owner_id = $1 AND status = $2 AND id <> $3",
-        owner_id,
-        status,
-        exclude,
+        "SELECT max(position) FROM tasks WHERE column_id = $1 AND id <> $2", column_id, exclude
     )
     return value
 
@@ -228,8 +246,7 @@ async def position_of(db: Connection, owner_id: uuid.UUID, task_id: uuid.UUID) -
 
 async def neighbour_position(
     db: Connection,
-    owner_id: uuid.UUID,
-    status: TaskStatus,
+    column_id: uuid.UUID,
     position: int,
     *,
     below: bool,
@@ -238,34 +255,30 @@ async def neighbour_position(
     """The closest position before (`below`) or after `position` in a column, skipping `exclude`."""
     edge, compare = ("max", "<") if below else ("min", ">")
     value: int | None = await db.fetchval(
-        f"SELECT {edge}(position) FROM tasks WHERE owner_id = $1 AND status = $2 AND id <> $3"
-        f" AND position {compare} $4",
-        owner_id,
-        status,
+        f"SELECT {edge}(position) FROM tasks WHERE column_id = $1 AND id <> $2"
+        f" AND position {compare} $3",
+        column_id,
         exclude,
         position,
     )
     return value
 
 
-async def rebalance(
-    db: Connection, owner_id: uuid.UUID, status: TaskStatus, exclude: uuid.UUID
-) -> None:
+async def rebalance(db: Connection, column_id: uuid.UUID, exclude: uuid.UUID) -> None:
     """Respace a column's positions `GAP` apart, keeping the order (the unique check is deferred).
 
     Versions are not bumped: positions are internal, the visible order does not change.
     """
     await db.execute(
         """
-        UPDATE tasks SET position = ranked.rank * $4
+        UPDATE tasks SET position = ranked.rank * $3
         FROM (
-            SELECT id, row_number() OVER (ORDER BY position) AS rank FROM tasks
-            WHERE owner_id = $1 AND status = $2 AND id <> $3
+            SELECT id, row_number() OVER (ORDER BY position, id) AS rank FROM tasks
+            WHERE column_id = $1 AND id <> $2
         ) AS ranked
         WHERE tasks.id = ranked.id
         """,
-        owner_id,
-        status,
+        column_id,
         exclude,
         GAP,
     )
@@ -303,10 +316,10 @@ async def page(
     limit: int,
 ) -> list[TaskRow]:
     """Up to `limit` tasks after the keyset `after` (None: from the start)."""
-    present = tuple(name for name in _FILTER_ORDER if filters[name] not in (None, []))
+    present = tuple(name for name in FILTERS if filters.get(name) not in (None, []))
     params: list[Any] = [owner_id]
     for name in present:
-        params.extend(_FILTER_VALUES[name](filters[name]))
+        params.extend(FILTERS[name].values(filters[name]))
     keyset = _keyset_shape(sort, after)
     if after is not None:
         params.extend(value for value in after if value is not None)
@@ -314,25 +327,30 @@ async def page(
     return list(await db.fetch(_page_sql(sort, present, keyset), *params))
 
 
-# How each filter constrains the rows; `{}` placeholders are numbered in order.
-_FILTER_SQL = {
-    "status": "status = ANY({}::task_status[])",
-    "label": "labels @> {}::varchar[]",
-    "priority": "priority = ANY({}::task_priority[])",
-    "q": "(title ILIKE {0} ESCAPE '\\' OR description ILIKE {0} ESCAPE '\\')",
-    "due_before": "due_at < {}",
-    "due_after": "due_at > {}",
-    "completed": "(status = 'done') = {}",
-}
-_FILTER_ORDER = tuple(_FILTER_SQL)
-_FILTER_VALUES: dict[str, Any] = {
-    "status": lambda value: [[str(item) for item in value]],
-    "label": lambda value: [list(value)],
-    "priority": lambda value: [[str(item) for item in value]],
-    "q": lambda value: ["%" + _escape_like(value) + "%"],
-    "due_before": lambda value: [datetime.fromisoformat(value)],
-    "due_after": lambda value: [datetime.fromisoformat(value)],
-    "completed": lambda value: [bool(value)],
+@dataclass(frozen=True)
+class Filter:
+    """One list filter: its SQL (`{}` placeholders numbered in order, `{0}` one value used
+    twice) and the query values it binds, from the normalised value (`TaskListParams.filters`)."""
+
+    sql: str
+    values: Any
+
+
+# Every filter of `GET /api/tasks`, in one place; `schemas.TaskListParams` validates and
+# documents the same names. `q` is served by the trigram indexes (migration 0003).
+FILTERS = {
+    "status": Filter("status = ANY({}::task_status[])", lambda v: [[str(i) for i in v]]),
+    "label": Filter("labels @> {}::varchar[]", lambda v: [list(v)]),
+    "priority": Filter("priority = ANY({}::task_priority[])", lambda v: [[str(i) for i in v]]),
+    "q": Filter(
+        "(title ILIKE {0} ESCAPE '\\' OR description ILIKE {0} ESCAPE '\\')",
+        lambda v: ["%" + _escape_like(v) + "%"],
+    ),
+    "due_before": Filter("due_at < {}", lambda v: [datetime.fromisoformat(v)]),
+    "due_after": Filter("due_at > {}", lambda v: [datetime.fromisoformat(v)]),
+    "completed": Filter("(status = 'done') = {}", lambda v: [bool(v)]),
+    "board_id": Filter("board_id = {}::uuid", lambda v: [uuid.UUID(v)]),
+    "column_id": Filter("column_id = {}::uuid", lambda v: [uuid.UUID(v)]),
 }
 
 # Rows strictly after the keyset in each sort's order.
@@ -359,7 +377,7 @@ def _page_sql(sort: str, present: tuple[str, ...], keyset: str | None) -> str:
     """The statement for one shape of list request, built once per shape."""
     number = 1  # $1 is the owner
     conditions = ["owner_id = $1"]
-    clauses = [_FILTER_SQL[name] for name in present]
+    clauses = [FILTERS[name].sql for name in present]
     if keyset is not None:
         clauses.append(_KEYSET_SQL[keyset])
     for clause in clauses:
@@ -382,22 +400,81 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def board(db: Connection, owner_id: uuid.UUID, per_column: int) -> list[TaskRow]:
-    """The first `per_column` cards of every column with each column's total, in one statement:
-    one snapshot, so the totals always agree with the cards."""
+async def status_board(db: Connection, owner_id: uuid.UUID, per_column: int) -> list[TaskRow]:
+    """The first `per_column` tasks of each status (all boards, in the list's `position`
+    order) with each status's total, in one statement: one snapshot, so the totals agree with
+    the cards. Totals come from the columns' kept counts, cards from one index range each: the
+    cost does not grow with the number of tasks."""
     return list(
         await db.fetch(
             f"""
-            SELECT {_SELECT}, total FROM (
-                SELECT {_SELECT},
-                       row_number() OVER (PARTITION BY status ORDER BY position, id) AS rank,
-                       count(*) OVER (PARTITION BY status) AS total
-                FROM tasks WHERE owner_id = $1
-            ) AS ranked
-            WHERE rank <= $2
-            ORDER BY status, position, id
+            WITH totals AS (
+                SELECT category, sum(task_count)::bigint AS total FROM board_columns
+                WHERE owner_id = $1 GROUP BY category
+            )
+            SELECT cards.*, totals.total
+            FROM unnest(enum_range(NULL::task_status)) AS statuses (status)
+            JOIN totals ON totals.category = statuses.status
+            CROSS JOIN LATERAL (
+                SELECT {_SELECT} FROM tasks
+                WHERE owner_id = $1 AND status = statuses.status
+                ORDER BY position, id LIMIT $2
+            ) AS cards
+            ORDER BY cards.status, cards.position, cards.id
             """,
             owner_id,
             per_column,
         )
     )
+
+
+async def board_cards(
+    db: Connection, owner_id: uuid.UUID, board_id: uuid.UUID, per_column: int
+) -> list[TaskRow]:
+    """The first `per_column` cards of every column of a board (one index range per column:
+    positions are unique within a column, so `position` alone orders it)."""
+    return list(
+        await db.fetch(
+            f"""
+            SELECT cards.* FROM board_columns AS c
+            CROSS JOIN LATERAL (
+                SELECT {_SELECT} FROM tasks WHERE column_id = c.id
+                ORDER BY position LIMIT $3
+            ) AS cards
+            WHERE c.board_id = $1 AND c.owner_id = $2
+            ORDER BY c.position, c.id, cards.position
+            """,
+            board_id,
+            owner_id,
+            per_column,
+        )
+    )
+
+
+async def column_page(
+    db: Connection,
+    owner_id: uuid.UUID,
+    column_id: uuid.UUID,
+    after: int | None,
+    limit: int,
+) -> list[TaskRow]:
+    """A column's cards in order, after the position `after` (None: from the start); positions
+    are unique within a column, so they alone are the keyset."""
+    if after is None:
+        rows = await db.fetch(
+            f"SELECT {_SELECT} FROM tasks WHERE column_id = $1 AND owner_id = $2"
+            " ORDER BY position LIMIT $3",
+            column_id,
+            owner_id,
+            limit,
+        )
+    else:
+        rows = await db.fetch(
+            f"SELECT {_SELECT} FROM tasks WHERE column_id = $1 AND owner_id = $2"
+            " AND position > $3 ORDER BY position LIMIT $4",
+            column_id,
+            owner_id,
+            after,
+            limit,
+        )
+    return list(rows)

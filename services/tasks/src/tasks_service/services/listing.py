@@ -1,7 +1,12 @@
-"""Listing a user's tasks (keyset pages under several sorts) and the Kanban board."""
+"""Reading many tasks at once: lists (keyset pages under several sorts), a board with its
+columns' first cards, a column's further pages, and the status view from before boards.
+
+Every read here costs the same however many tasks the user has: index ranges and the columns'
+kept counts, never a count or a sort of all the user's rows (tests/test_query_plans.py)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,9 +14,11 @@ from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.cursor import decode_cursor, encode_cursor
 from tasks_service.models import TaskStatus
-from tasks_service.repositories import tasks
+from tasks_service.repositories import boards, tasks
+from tasks_service.repositories.boards import BoardRecord, ColumnRecord
 from tasks_service.repositories.tasks import TaskRow
-from tasks_service.schemas import TaskListParams
+from tasks_service.schemas import PageParams, TaskListParams
+from tasks_service.services.boards import get_board, get_column
 
 
 @dataclass(frozen=True)
@@ -28,11 +35,24 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Column:
+class StatusColumn:
     status: TaskStatus
     total: int
     items: list[TaskRow]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    column: ColumnRecord
+    items: list[TaskRow]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class BoardView:
+    board: BoardRecord
+    columns: list[BoardColumn]
 
 
 def prepare(ctx: TasksContext, params: TaskListParams) -> ListRequest:
@@ -60,10 +80,12 @@ async def list_tasks(ctx: TasksContext, principal: Principal, request: ListReque
     return Page(items=items, next_cursor=_next_cursor(ctx, params.sort, request.filters, items[-1]))
 
 
-async def board(ctx: TasksContext, principal: Principal, per_column: int) -> list[Column]:
-    """Every column with its first cards; `next_cursor` continues it on GET /api/tasks."""
+async def status_board(
+    ctx: TasksContext, principal: Principal, per_column: int
+) -> list[StatusColumn]:
+    """Every status with its first cards; `next_cursor` continues it on GET /api/tasks."""
     async with ctx.db.connect() as db:
-        rows = await tasks.board(db, principal.user_id, per_column)
+        rows = await tasks.status_board(db, principal.user_id, per_column)
     columns = []
     for status in TaskStatus:
         items = [row for row in rows if row["status"] == status]
@@ -72,5 +94,53 @@ async def board(ctx: TasksContext, principal: Principal, per_column: int) -> lis
         if total > len(items):
             filters = TaskListParams(status=[status]).filters()
             cursor = _next_cursor(ctx, "position", filters, items[-1])
-        columns.append(Column(status=status, total=total, items=items, next_cursor=cursor))
+        columns.append(StatusColumn(status=status, total=total, items=items, next_cursor=cursor))
     return columns
+
+
+def _column_filters(column_id: uuid.UUID) -> dict[str, Any]:
+    return {"column_id": str(column_id)}
+
+
+async def board_view(
+    ctx: TasksContext, principal: Principal, board_id: uuid.UUID, per_column: int
+) -> BoardView:
+    """The board, its columns in order with their totals, and each column's first cards, read
+    in one transaction so the totals agree with the cards."""
+    owner = principal.user_id
+    async with ctx.db.transaction() as db:
+        board = await get_board(db, owner, board_id)
+        columns = await boards.columns_of(db, board.id)
+        rows = await tasks.board_cards(db, owner, board.id, per_column)
+    by_column: dict[uuid.UUID, list[TaskRow]] = {column.id: [] for column in columns}
+    for row in rows:
+        by_column[row["column_id"]].append(row)
+    views = []
+    for column in columns:
+        items = by_column[column.id]
+        cursor = None
+        if column.task_count > len(items):
+            cursor = _next_cursor(ctx, "position", _column_filters(column.id), items[-1])
+        views.append(BoardColumn(column=column, items=items, next_cursor=cursor))
+    return BoardView(board=board, columns=views)
+
+
+async def column_page(
+    ctx: TasksContext, principal: Principal, column_id: uuid.UUID, params: PageParams
+) -> Page:
+    """A column's cards after a cursor from the board view or an earlier page; raises
+    `InvalidCursor` for a cursor made for another column or query."""
+    filters = _column_filters(column_id)
+    after = None
+    if params.cursor is not None:
+        after = decode_cursor(ctx.settings.cursor_key, params.cursor, "position", filters)
+    owner = principal.user_id
+    async with ctx.db.connect() as db:
+        await get_column(db, owner, column_id)
+        rows = await tasks.column_page(
+            db, owner, column_id, after[1] if after else None, params.limit + 1
+        )
+    if len(rows) <= params.limit:
+        return Page(items=rows, next_cursor=None)
+    items = rows[: params.limit]
+    return Page(items=items, next_cursor=_next_cursor(ctx, "position", filters, items[-1]))

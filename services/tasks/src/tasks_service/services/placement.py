@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 
 from tasks_service.core.positions import between
-from tasks_service.models import TaskStatus
 from tasks_service.repositories import tasks
 from tasks_service.repositories.tasks import Connection
 
@@ -16,42 +15,38 @@ from tasks_service.repositories.tasks import Connection
 async def place(
     db: Connection,
     owner_id: uuid.UUID,
-    status: TaskStatus,
+    column_id: uuid.UUID,
     *,
     task_id: uuid.UUID,
     before_id: uuid.UUID | None = None,
     after_id: uuid.UUID | None = None,
 ) -> int:
-    """A free position in `status`: just before/after an anchor card, or at the column's end."""
+    """A free position in a column: just before/after an anchor card, or at its end."""
     for _ in range(2):
-        low, high = await _neighbours(db, owner_id, status, task_id, before_id, after_id)
+        low, high = await _neighbours(db, owner_id, column_id, task_id, before_id, after_id)
         position = between(low, high)
         if position is not None:
             return position
-        await tasks.rebalance(db, owner_id, status, exclude=task_id)
+        await tasks.rebalance(db, column_id, exclude=task_id)
     raise RuntimeError("no free position right after a rebalance")  # pragma: no cover
 
 
 async def _neighbours(
     db: Connection,
     owner_id: uuid.UUID,
-    status: TaskStatus,
+    column_id: uuid.UUID,
     task_id: uuid.UUID,
     before_id: uuid.UUID | None,
     after_id: uuid.UUID | None,
 ) -> tuple[int | None, int | None]:
     anchor_id = before_id or after_id
     if anchor_id is None:
-        return await tasks.last_position(db, owner_id, status, exclude=task_id), None
+        return await tasks.last_position(db, column_id, exclude=task_id), None
     anchor = await tasks.position_of(db, owner_id, anchor_id)
     if anchor is None:  # checked by the caller under the same lock
         raise RuntimeError("anchor vanished under the owner lock")
     if before_id is not None:
-        low = await tasks.neighbour_position(
-            db, owner_id, status, anchor, below=True, exclude=task_id
-        )
+        low = await tasks.neighbour_position(db, column_id, anchor, below=True, exclude=task_id)
         return low, anchor
-    high = await tasks.neighbour_position(
-        db, owner_id, status, anchor, below=False, exclude=task_id
-    )
+    high = await tasks.neighbour_position(db, column_id, anchor, below=False, exclude=task_id)
     return anchor, high

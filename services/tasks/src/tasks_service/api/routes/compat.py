@@ -1,7 +1,8 @@
 """`/api/{user_id}/tasks…`: the per-user URLs some todo frontends use.
 
 Same tasks and rules as `/api/tasks…`; `{user_id}` must be the token's own id (else 403
-`user_mismatch`), and the list is a plain JSON array with the next page in a `Link` header.
+`user_mismatch`). Only the list (a plain JSON array, the next page in a `Link` header) and the
+create (its `Location`) are handlers of their own; the rest are `/api/tasks/{id}`'s.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from taskgate_common.errors import error_responses
 from taskgate_common.openapi_document import response_headers
 from tasks_service.api import PREFIX
-from tasks_service.api.deps import LIST_QUERY_DOCS, Context, IfMatchHeader, ListRequest, PathUser
+from tasks_service.api.deps import LIST_QUERY_DOCS, Context, ListRequest, PathUser, get_path_user
+from tasks_service.api.routes import tasks
 from tasks_service.api.task_json import json_response, task_documents, task_response
-from tasks_service.schemas import TaskCreate, TaskOut, TaskReplace
+from tasks_service.schemas import TaskCreate, TaskOut
 from tasks_service.services import listing
 from tasks_service.services import tasks as use_cases
 
@@ -53,7 +55,10 @@ async def list_user_tasks(
     status_code=status.HTTP_201_CREATED,
     response_model=TaskOut,
     summary="Create a task for the user",
-    responses={201: response_headers("ETag", "Location"), **error_responses(*WRITE, 422)},
+    responses={
+        201: response_headers("ETag", "Location"),
+        **error_responses(*WRITE, 400, 404, 409, 422),
+    },
 )
 async def create_user_task(
     user_id: uuid.UUID,
@@ -67,55 +72,48 @@ async def create_user_task(
     return task_response(task, status.HTTP_201_CREATED, {"Location": location})
 
 
-@router.get(
+# The single-task routes are `/api/tasks/{id}`'s own handlers under a second path, with the
+# `{user_id}` check in front (it runs first, so a 403 says nothing about task ids).
+_SAME_USER = [Depends(get_path_user)]
+router.add_api_route(
     "/{task_id}",
+    tasks.get_task,
+    methods=["GET"],
     response_model=TaskOut,
     summary="One of the user's tasks",
     responses={200: WITH_ETAG, **error_responses(*READ, 404, 422)},
+    dependencies=_SAME_USER,
+    name="get_user_task",
+    operation_id="getUserTask",
 )
-async def get_user_task(task_id: uuid.UUID, ctx: Context, caller: PathUser) -> Response:
-    return task_response(await use_cases.get(ctx, caller, task_id))
-
-
-@router.put(
+router.add_api_route(
     "/{task_id}",
+    tasks.replace_task,
+    methods=["PUT"],
     response_model=TaskOut,
     summary="Replace one of the user's tasks (If-Match honoured)",
-    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 400, 404, 409, 412, 422)},
+    dependencies=_SAME_USER,
+    operation_id="replaceUserTask",
 )
-async def replace_user_task(
-    task_id: uuid.UUID,
-    body: TaskReplace,
-    ctx: Context,
-    caller: PathUser,
-    if_match: IfMatchHeader,
-) -> Response:
-    task = await use_cases.replace(ctx, caller, task_id, body, if_match)
-    return task_response(task)
-
-
-@router.delete(
+router.add_api_route(
     "/{task_id}",
+    tasks.delete_task,
+    methods=["DELETE"],
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete one of the user's tasks (If-Match honoured)",
     responses=error_responses(*WRITE, 404, 412, 422),
+    dependencies=_SAME_USER,
+    operation_id="deleteUserTask",
 )
-async def delete_user_task(
-    task_id: uuid.UUID, ctx: Context, caller: PathUser, if_match: IfMatchHeader
-) -> Response:
-    await use_cases.delete(ctx, caller, task_id, if_match)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.patch(
+router.add_api_route(
     "/{task_id}/complete",
+    tasks.toggle_task_complete,
+    methods=["PATCH"],
     response_model=TaskOut,
     summary="Toggle done for one of the user's tasks",
-    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 409, 412, 422)},
+    dependencies=_SAME_USER,
+    operation_id="toggleUserTaskComplete",
 )
-async def toggle_user_task_complete(
-    task_id: uuid.UUID, ctx: Context, caller: PathUser, if_match: IfMatchHeader
-) -> Response:
-    task = await use_cases.toggle_complete(ctx, caller, task_id, if_match)
-    return task_response(task)

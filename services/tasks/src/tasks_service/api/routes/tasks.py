@@ -30,7 +30,10 @@ WITH_ETAG = response_headers("ETag")
     status_code=status.HTTP_201_CREATED,
     response_model=TaskOut,
     summary="Create a task at the end of its column",
-    responses={201: response_headers("ETag", "Location"), **error_responses(*WRITE, 422)},
+    responses={
+        201: response_headers("ETag", "Location"),
+        **error_responses(*WRITE, 400, 404, 409, 422),
+    },
 )
 async def create_task(body: TaskCreate, ctx: Context, caller: Caller, request: Request) -> Response:
     task = await use_cases.create(ctx, caller, body)
@@ -64,7 +67,7 @@ async def get_task(task_id: uuid.UUID, ctx: Context, caller: Caller) -> Response
     "/{task_id}",
     response_model=TaskOut,
     summary="Change some fields (If-Match honoured)",
-    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 409, 412, 422)},
 )
 async def patch_task(
     task_id: uuid.UUID,
@@ -81,7 +84,7 @@ async def patch_task(
     "/{task_id}",
     response_model=TaskOut,
     summary="Replace every field (If-Match honoured)",
-    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 400, 404, 409, 412, 422)},
 )
 async def replace_task(
     task_id: uuid.UUID,
@@ -111,8 +114,8 @@ async def delete_task(
 @router.post(
     "/{task_id}/move",
     response_model=TaskOut,
-    summary="Move a card to a column, before or after another card",
-    responses={200: WITH_ETAG, **error_responses(*WRITE, 400, 404, 412, 422)},
+    summary="Move a card to a column (of this board or another), before or after another card",
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 400, 404, 409, 412, 422)},
 )
 async def move_task(
     task_id: uuid.UUID,
@@ -129,7 +132,7 @@ async def move_task(
     "/{task_id}/complete",
     response_model=TaskOut,
     summary="Toggle done: done goes back to todo, anything else becomes done",
-    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 412, 422)},
+    responses={200: WITH_ETAG, **error_responses(*WRITE, 404, 409, 412, 422)},
 )
 async def toggle_task_complete(
     task_id: uuid.UUID, ctx: Context, caller: Caller, if_match: IfMatchHeader
