@@ -23,7 +23,7 @@ from taskgate_devstack.pytest_plugin import PostgresForTests
 from tasks_service.core.config import Settings
 from tasks_service.migrate import upgrade
 from tasks_service.models import TaskStatus
-from tasks_service.repositories import boards, tasks
+from tasks_service.repositories import boards, task_lists, tasks
 
 GAP = 1 << 20
 MAX_ROWS_READ = 1_000
@@ -127,36 +127,42 @@ async def seeded(postgres_server: PostgresForTests) -> AsyncIterator[dict[str, A
 
 
 def _filters(**given: Any) -> dict[str, Any]:
-    names = tasks.FILTERS
+    names = task_lists.FILTERS
     return {name: given.get(name) for name in names}
 
 
 CASES: dict[str, Callable[[PlanRecorder, dict[str, Any]], Awaitable[Any]]] = {
-    "list by position": lambda r, s: tasks.page(r, s["owner"], _filters(), "position", None, 51),
-    "list by position, next page": lambda r, s: tasks.page(
+    "list by position": lambda r, s: task_lists.page(
+        r, s["owner"], _filters(), "position", None, 51
+    ),
+    "list by position, next page": lambda r, s: task_lists.page(
         r, s["owner"], _filters(), "position", [TaskStatus.TODO, 500 * GAP, uuid.uuid4()], 51
     ),
-    "list newest first": lambda r, s: tasks.page(
+    "list newest first": lambda r, s: task_lists.page(
         r, s["owner"], _filters(), "-created_at", None, 51
     ),
-    "list recently changed": lambda r, s: tasks.page(
+    "list recently changed": lambda r, s: task_lists.page(
         r, s["owner"], _filters(), "-updated_at", None, 51
     ),
-    "list by due date": lambda r, s: tasks.page(r, s["owner"], _filters(), "due_at", None, 51),
-    "list one status": lambda r, s: tasks.page(
+    "list by due date": lambda r, s: task_lists.page(r, s["owner"], _filters(), "due_at", None, 51),
+    "list one status": lambda r, s: task_lists.page(
         r, s["owner"], _filters(status=["done"]), "position", None, 51
     ),
-    "search": lambda r, s: tasks.page(r, s["owner"], _filters(q="needle"), "position", None, 51),
-    "rare label": lambda r, s: tasks.page(
+    "search": lambda r, s: task_lists.page(
+        r, s["owner"], _filters(q="needle"), "position", None, 51
+    ),
+    "rare label": lambda r, s: task_lists.page(
         r, s["owner"], _filters(label=["rare"]), "-created_at", None, 51
     ),
-    "one column": lambda r, s: tasks.page(
+    "one column": lambda r, s: task_lists.page(
         r, s["owner"], _filters(column_id=str(s["column"])), "position", None, 51
     ),
-    "status view": lambda r, s: tasks.status_board(r, s["owner"], 50),
-    "board view": lambda r, s: tasks.board_cards(r, s["owner"], s["board"], 50),
-    "column page": lambda r, s: tasks.column_page(r, s["owner"], s["column"], None, 51),
-    "column next page": lambda r, s: tasks.column_page(r, s["owner"], s["column"], 700 * GAP, 51),
+    "status view": lambda r, s: task_lists.status_board(r, s["owner"], 50),
+    "board view": lambda r, s: task_lists.board_cards(r, s["owner"], s["board"], 50),
+    "column page": lambda r, s: task_lists.column_page(r, s["owner"], s["column"], None, 51),
+    "column next page": lambda r, s: task_lists.column_page(
+        r, s["owner"], s["column"], 700 * GAP, 51
+    ),
     "create's column": lambda r, s: boards.default_column(r, s["owner"], TaskStatus.TODO),
     "end of a column": lambda r, s: tasks.last_position(r, s["column"], exclude=uuid.uuid4()),
     "next to an anchor": lambda r, s: tasks.neighbour_position(

@@ -14,7 +14,7 @@ from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.cursor import decode_cursor, encode_cursor
 from tasks_service.models import TaskStatus
-from tasks_service.repositories import boards, tasks
+from tasks_service.repositories import boards, task_lists
 from tasks_service.repositories.boards import BoardRecord, ColumnRecord
 from tasks_service.repositories.tasks import TaskRow
 from tasks_service.schemas import PageParams, TaskListParams
@@ -65,13 +65,13 @@ def prepare(ctx: TasksContext, params: TaskListParams) -> ListRequest:
 
 
 def _next_cursor(ctx: TasksContext, sort: str, filters: dict[str, Any], last: TaskRow) -> str:
-    return encode_cursor(ctx.settings.cursor_key, sort, filters, tasks.sort_key(sort, last))
+    return encode_cursor(ctx.settings.cursor_key, sort, filters, task_lists.sort_key(sort, last))
 
 
 async def list_tasks(ctx: TasksContext, principal: Principal, request: ListRequest) -> Page:
     params = request.params
     async with ctx.db.connect() as db:
-        rows = await tasks.page(
+        rows = await task_lists.page(
             db, principal.user_id, request.filters, params.sort, request.after, params.limit + 1
         )
     if len(rows) <= params.limit:
@@ -85,7 +85,7 @@ async def status_board(
 ) -> list[StatusColumn]:
     """Every status with its first cards; `next_cursor` continues it on GET /api/tasks."""
     async with ctx.db.connect() as db:
-        rows = await tasks.status_board(db, principal.user_id, per_column)
+        rows = await task_lists.status_board(db, principal.user_id, per_column)
     columns = []
     for status in TaskStatus:
         items = [row for row in rows if row["status"] == status]
@@ -111,7 +111,7 @@ async def board_view(
     async with ctx.db.transaction() as db:
         board = await get_board(db, owner, board_id)
         columns = await boards.columns_of(db, board.id)
-        rows = await tasks.board_cards(db, owner, board.id, per_column)
+        rows = await task_lists.board_cards(db, owner, board.id, per_column)
     by_column: dict[uuid.UUID, list[TaskRow]] = {column.id: [] for column in columns}
     for row in rows:
         by_column[row["column_id"]].append(row)
@@ -137,7 +137,7 @@ async def column_page(
     owner = principal.user_id
     async with ctx.db.connect() as db:
         await get_column(db, owner, column_id)
-        rows = await tasks.column_page(
+        rows = await task_lists.column_page(
             db, owner, column_id, after[1] if after else None, params.limit + 1
         )
     if len(rows) <= params.limit:
