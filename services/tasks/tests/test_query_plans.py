@@ -30,14 +30,26 @@ MAX_ROWS_READ = 1_000
 
 
 class PlanRecorder:
-    """Stands in for a connection: plans each statement instead of running it."""
+    """Stands in for a connection: runs each statement as the services' connections do and
+    keeps the plan of its sixth run under `EXPLAIN ANALYZE`. asyncpg prepares every statement,
+    and from the sixth run PostgreSQL may use a generic plan, made without the parameters'
+    values (a LIMIT, a keyset bound): the services set `plan_cache_mode`
+    (`DB_PLAN_CACHE_MODE`) so that it does not, and this runs with their setting."""
 
     def __init__(self, db: asyncpg.Connection) -> None:
         self.db = db
         self.plans: list[dict[str, Any]] = []
 
     async def _plan(self, sql: str, *args: Any) -> None:
-        plan = await self.db.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args)
+        values = ", ".join(_literal(arg) for arg in args)
+        execute = f"EXECUTE planned({values})" if args else "EXECUTE planned"
+        await self.db.execute(f"PREPARE planned AS {sql}")
+        try:
+            for _ in range(5):
+                await self.db.execute(execute)
+            plan = await self.db.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {execute}")
+        finally:
+            await self.db.execute("DEALLOCATE planned")
         self.plans.append(json.loads(plan)[0]["Plan"])
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
@@ -49,6 +61,20 @@ class PlanRecorder:
 
     async def fetchval(self, sql: str, *args: Any) -> None:
         await self._plan(sql, *args)
+
+
+def _literal(value: Any) -> str:
+    """A test value as an SQL literal for EXECUTE (the prepared statement's types apply)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        items = ",".join('"' + str(item).replace('"', '\\"') + '"' for item in value)
+        return "'{" + items + "}'"
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _scans(plan: dict[str, Any]) -> list[tuple[str, str]]:
@@ -113,8 +139,10 @@ async def seeded(postgres_server: PostgresForTests) -> AsyncIterator[dict[str, A
             big,
         )
         await db.execute("ANALYZE tasks; ANALYZE boards; ANALYZE board_columns")
-        # As the services' connections set it (DB_RANDOM_PAGE_COST).
-        await db.execute(f"SET random_page_cost = {Settings().db_random_page_cost}")
+        # As the services' connections set them (DB_RANDOM_PAGE_COST, DB_PLAN_CACHE_MODE).
+        service = Settings()
+        await db.execute(f"SET random_page_cost = {service.db_random_page_cost}")
+        await db.execute(f"SET plan_cache_mode = {service.db_plan_cache_mode}")
         board_id = await db.fetchval(
             "SELECT id FROM boards WHERE owner_id = $1 AND is_default", big
         )

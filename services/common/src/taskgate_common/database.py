@@ -44,6 +44,7 @@ def create_engine(settings: ServiceSettings, application_name: str) -> AsyncEngi
                 "application_name": application_name,
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "random_page_cost": str(settings.db_random_page_cost),
+                "plan_cache_mode": settings.db_plan_cache_mode,
                 "timezone": "UTC",
             },
         },

@@ -51,6 +51,12 @@ class ServiceSettings(BaseSettings):
     # with it the planner sorted whole columns rather than walk an index to the first cards
     # (tests/test_query_plans.py). 1.1 is the usual value for SSD and cached data.
     db_random_page_cost: float = Field(1.1, gt=0, le=100)
+    # PostgreSQL may plan a prepared statement (asyncpg prepares them all) once for any
+    # parameters after five runs; without the LIMIT and keyset values, such a plan read and
+    # sorted a whole column for one page (64 ms at 100,000 tasks in `make bench-scale`).
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = (
+        "force_custom_plan"
+    )
     log_level: str = "INFO"
     cors_origins: CommaList = Field(
         default_factory=list, description="Origins allowed by CORS; empty disables CORS"
