@@ -49,8 +49,15 @@ bench-scale: install ## task paths at 1k, 10k and 100k tasks for one user among 
 keys: install ## create the signing key under .data/keys/ unless it exists
 	$(UV) run python -m auth_service keys generate --if-missing
 
+# Grafana's admin password, random on first use, readable by Grafana's uid 472 in Compose.
+GRAFANA_PASSWORD_FILE ?= $(CURDIR)/.data/grafana/admin-password
+$(GRAFANA_PASSWORD_FILE):
+	mkdir -p $(dir $@)
+	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(24))" > $@
+	chmod 0644 $@
+
 .PHONY: up
-up: keys ## the Docker Compose deploy (needs Docker and a .env, see .env.example)
+up: keys $(GRAFANA_PASSWORD_FILE) ## the Docker Compose deploy (needs Docker and a .env, see .env.example)
 	docker compose up -d --build
 
 .PHONY: down

@@ -41,6 +41,7 @@ def test_compose_has_every_part(compose: dict[str, Any]) -> None:
         "tasks-db",
         "redis",
         "prometheus",
+        "grafana",
     }
     assert set(compose["services"]) - _default_services(compose) == {"mailpit"}
     assert compose["services"]["traefik"]["image"].startswith("traefik:v3")
@@ -108,6 +109,10 @@ def test_the_gateway_mounts_the_same_files_make_dev_uses(compose: dict[str, Any]
         "TASKGATE_TASKS_URL": "http://tasks:8000",
         "TASKGATE_CORS_ORIGINS": "${CORS_ORIGINS:-}",  # the services' origins (AUTH_/TASKS_)
         "TASKGATE_RATE_LIMIT_REDIS": "redis:6379",
+        # Traces, off while unset; the entrypoint writes Traefik's `tracing` section from them.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "${OTEL_EXPORTER_OTLP_ENDPOINT:-}",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "${OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:-}",
+        "OTEL_TRACES_SAMPLER_ARG": "${OTEL_TRACES_SAMPLER_ARG:-}",
     }
     for service in ("auth", "tasks"):
         cors = compose["services"][service]["environment"][f"{service.upper()}_CORS_ORIGINS"]

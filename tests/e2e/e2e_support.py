@@ -24,13 +24,19 @@ def temporary_stack(
     prefix: str,
     fast_unsafe_postgres: bool = True,
     extra_cors_origins: Sequence[str] = (),
+    gateway_env: dict[str, str] | None = None,
+    replicas: int = 1,
 ) -> Iterator[DevStack]:
     """The `make dev` stack on free ports in a temporary directory, with extra environment
-    per service (e.g. raised app rate limits) and browser origins allowed besides the dev
-    defaults; logs stay in its directory, databases go."""
+    per service (e.g. raised app rate limits) and for the gateway (e.g. its tracing), and
+    browser origins allowed besides the dev defaults; logs stay in its directory, databases
+    go. `replicas` > 1: that many processes per service behind the gateway, and a Redis."""
     config = StackConfig.load()
+    config.set_replicas(replicas)
     for name in config.ports:
         config.ports[name] = free_port()
+    if gateway_env and config.gateway is not None:
+        config.gateway.env.update(gateway_env)
     for service in config.services:
         service.env.update(app_env.get(service.name, {}))
         for key, value in service.env.items():

@@ -362,27 +362,23 @@ class DyingUpstream:
         await self.kill()
 
 
-def _dynamic_config_with_two_tasks_upstreams(target: Path) -> None:
-    """The real routing file, with a second (dying) server in the tasks load balancer and
-    without the tasks health check, so the dying server stays in the rotation (deterministic:
-    no health check may take it out halfway through the test)."""
+def _dynamic_config_without_the_tasks_health_check(target: Path) -> None:
+    """The real routing file without the tasks health check, so a dying server given in
+    `TASKGATE_TASKS_URL` stays in the rotation (deterministic: no health check may take it out
+    halfway through the test)."""
     text = (REPO_ROOT / "gateway" / "dynamic" / "taskgate.yml").read_text()
-    real = """          - url: '{{ env "TASKGATE_TASKS_URL" }}'"""
-    assert text.count(real) == 1
-    end = text.index(real) + len(real)
-    assert text[end:].split() == [
-        "healthCheck:",
-        "path:",
-        "/health/ready",
-        "interval:",
-        "5s",
-        "timeout:",
-        "2s",
+    tasks = text.index("\n    tasks:\n      loadBalancer:\n")
+    check = text.index("        healthCheck:\n", tasks)
+    rest = text[check:].splitlines()
+    assert rest[:5] == [
+        "        healthCheck:",
+        "          path: /health/ready",
+        """          interval: '{{ env "TASKGATE_HEALTHCHECK_INTERVAL" | default "5s" }}'""",
+        "          timeout: 2s",
+        '{{- if env "TASKGATE_PASSIVE_HEALTHCHECK_WINDOW" }}',
     ], "the tasks service is no longer the last block of taskgate.yml: update this test"
-    dying = """          - url: '{{ env "TASKGATE_DYING_URL" }}'"""
-    text = text[:end].replace(real, f"{dying}\n{real}") + "\n"
     target.mkdir(parents=True, exist_ok=True)
-    (target / "taskgate.yml").write_text(text)
+    (target / "taskgate.yml").write_text(text[:check])
 
 
 async def test_gateway_survives_an_upstream_dying_mid_request_and_retries_reads(
@@ -393,12 +389,12 @@ async def test_gateway_survives_an_upstream_dying_mid_request_and_retries_reads(
     assert created.status_code == 201
     upstream = DyingUpstream()
     async with upstream as dying_url:
-        _dynamic_config_with_two_tasks_upstreams(tmp_path / "dynamic")
+        _dynamic_config_without_the_tasks_health_check(tmp_path / "dynamic")
         async with (
             private_gateway(
                 stack,
                 tmp_path,
-                {"TASKGATE_DYING_URL": dying_url},
+                {"TASKGATE_TASKS_URL": f"{dying_url},{stack.url('tasks')}"},
                 dynamic_dir=tmp_path / "dynamic",
             ) as own_gateway,
             own_ip_client(own_gateway.url) as own,

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from auth_service.core.signing_keys import SigningKeyError, configured_key_files
+from auth_service.migrate import MIGRATIONS
+from taskgate_common.metrics import DatabaseMetrics
+
+if TYPE_CHECKING:
+    from auth_service.context import AuthContext
 
 # `success`: a rotation (a new successor minted); `grace_replay`: a just-rotated token presented
 # again within AUTH_REFRESH_REUSE_GRACE_SECONDS, answered with the same successor; `reused`: a
@@ -38,6 +47,8 @@ MAIL_RESULTS = ("sent", "failed", "dropped")
 
 class AuthMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.database: DatabaseMetrics | None = None
         self.registrations = Counter(
             "auth_registrations_total", "Accounts registered", registry=registry
         )
@@ -141,3 +152,36 @@ class AuthMetrics:
         )
         for feed_result in ("ok", "unauthorized", "cursor_unknown"):
             self.revocation_feed_requests.labels(result=feed_result)
+
+    def bind(self, ctx: AuthContext) -> None:
+        """The series that need the built context: the database's (pool, pending migrations)
+        and the signing keys' age. Called once by `install_metrics`."""
+        settings = ctx.settings
+        self.database = DatabaseMetrics(
+            self.registry,
+            ctx.engine,
+            settings.db_pool_size + settings.db_max_overflow,
+            MIGRATIONS,
+        )
+        signing_keys = Gauge(
+            "auth_signing_key_timestamp_seconds",
+            "When each published signing key's file was last written (Unix time), by kid; "
+            'active="true" marks the key that signs. Its age tells when to rotate',
+            ["kid", "active"],
+            registry=self.registry,
+        )
+        try:
+            written = {
+                entry.key.kid: entry.path.stat().st_mtime
+                for entry in configured_key_files(settings)
+            }
+        except (SigningKeyError, OSError):
+            written = {}  # keys handed over in memory (tests): no file, no age
+        for key in ctx.keys.published:
+            if key.kid in written:
+                active = "true" if key.kid == ctx.keys.active.kid else "false"
+                signing_keys.labels(kid=key.kid, active=active).set(written[key.kid])
+
+    async def watch(self) -> None:
+        if self.database is not None:
+            await self.database.watch_migrations()

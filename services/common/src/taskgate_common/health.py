@@ -1,7 +1,9 @@
 """`/health/live`, `/health/ready` and `/health`, at the service root (not behind the gateway).
 
 Liveness never touches a dependency, so an orchestrator does not restart a healthy process
-because its database blinked; readiness runs every check and names the one that failed.
+because its database blinked; readiness runs every check and names the one that failed. While
+the process drains before a graceful shutdown (graceful_shutdown.py), readiness fails with the
+code `shutting_down`, so that the balancer takes the replica out; liveness stays 200.
 """
 
 from __future__ import annotations
@@ -55,13 +57,19 @@ async def _run(check: HealthCheck, timeout: float) -> CheckResult:
     return CheckResult(status="ok", duration_ms=elapsed, details=details or None)
 
 
+def _shutting_down() -> CheckResult:
+    return CheckResult(status="fail", duration_ms=0.0, error="draining before shutdown")
+
+
 def health_router(
     service: str,
     version: str,
     checks: Callable[[], dict[str, HealthCheck]],
+    draining: Callable[[], bool] = lambda: False,
     timeout: float = 3.0,
 ) -> APIRouter:
-    """Routes for the three health endpoints; `checks` is read per request (app state).
+    """Routes for the three health endpoints; `checks` is read per request (app state);
+    `draining` true adds a failing `shutdown` check (the replica is about to stop).
 
     Left out of the public OpenAPI document: the gateway does not route them, so "Try it out"
     could only fail; they are documented for operators in docs/operations.md."""
@@ -72,7 +80,9 @@ def health_router(
         named = checks()
         results = await asyncio.gather(*(_run(check, timeout) for check in named.values()))
         by_name = dict(zip(named, results, strict=True))
-        ok = all(result.status == "ok" for result in results)
+        if draining():
+            by_name["shutdown"] = _shutting_down()
+        ok = all(result.status == "ok" for result in by_name.values())
         return HealthReport(
             status="ok" if ok else "fail",
             service=service,
@@ -94,7 +104,10 @@ def health_router(
     async def ready() -> JSONResponse:
         result = await report()
         body = result.model_dump(exclude={"uptime_seconds"})
-        if result.status != "ok":
+        if "shutdown" in result.checks:
+            body["detail"] = "Not ready: shutting down (finishing the requests in flight)"
+            body["code"] = "shutting_down"
+        elif result.status != "ok":
             failed = [name for name, check in result.checks.items() if check.status != "ok"]
             body["detail"] = f"Not ready: {', '.join(failed)} failed"
             body["code"] = "not_ready"

@@ -1,4 +1,5 @@
-"""JSON-lines logging carrying the request ID, for log shippers and `jq` alike."""
+"""JSON-lines logging carrying the request ID and, inside a traced request, the trace and span
+IDs (`trace_id`, `span_id`, W3C hex), so a log line leads to its trace and back."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry.trace import get_current_span
 
 from taskgate_common.request_context import request_id_var
 
@@ -34,6 +37,12 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id is not None:
             entry["request_id"] = request_id
+        # The OpenTelemetry API alone: without tracing (tracing.py) no span is ever current,
+        # and this is one context-variable read.
+        span_context = get_current_span().get_span_context()
+        if span_context.is_valid:
+            entry["trace_id"] = f"{span_context.trace_id:032x}"
+            entry["span_id"] = f"{span_context.span_id:016x}"
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

@@ -22,12 +22,14 @@ from taskgate_common.api_docs import docs_router
 from taskgate_common.cors import BrowserCors
 from taskgate_common.database import DriverConnections
 from taskgate_common.errors import install_error_handlers
+from taskgate_common.graceful_shutdown import install_graceful_shutdown
 from taskgate_common.health import HealthCheck, health_router
 from taskgate_common.metrics import install_metrics
 from taskgate_common.openapi_document import install_public_document, operation_id, server_url
 from taskgate_common.rate_limits import RateLimitHeadersMiddleware
 from taskgate_common.request_context import RequestContextMiddleware
 from taskgate_common.request_limits import RequestLimitsMiddleware
+from taskgate_common.tracing import install_tracing
 
 
 def new_service_app(
@@ -129,7 +131,8 @@ def install_platform(
     max_header_bytes: int,
 ) -> None:
     """Call after the service's own routes are included."""
-    add_routes(app, health_router(service, version, checks))
+    drain = install_graceful_shutdown(app, service)  # SIGTERM: readiness 503, drain, then stop
+    add_routes(app, health_router(service, version, checks, drain.is_draining))
     app.add_middleware(
         RequestLimitsMiddleware, max_body_bytes=max_body_bytes, max_header_bytes=max_header_bytes
     )
@@ -145,3 +148,6 @@ def install_platform(
     if rate_limit_headers:
         app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Only with an OTLP endpoint configured; its span then wraps all of the above, so the
+    # access-log line carries the request's trace and span IDs.
+    install_tracing(app, service=service, version=version)

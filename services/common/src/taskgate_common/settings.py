@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskgate_common.rate_limits import check_storage_url
 
@@ -89,3 +89,19 @@ class RateLimitSettings(BaseSettings):
     @classmethod
     def _storage_url(cls, value: str) -> str:
         return check_storage_url(value.strip())
+
+
+class ShutdownSettings(BaseSettings):
+    """The drain before a graceful shutdown (graceful_shutdown.py), read with the service's
+    prefix: `AUTH_SHUTDOWN_DRAIN_SECONDS`, `TASKS_SHUTDOWN_DRAIN_SECONDS`."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    shutdown_drain_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=300,
+        description="After SIGTERM, readiness fails and requests are still served this long "
+        "before the server stops accepting; set it above the balancer's health-check interval "
+        "plus timeout when several replicas sit behind one. 0: stop at once",
+    )

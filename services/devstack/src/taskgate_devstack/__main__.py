@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from taskgate_devstack.postgres import PostgresStartError
+from taskgate_devstack.redis import RedisStartError
 from taskgate_devstack.stack import DEFAULT_CONFIG, REPO_ROOT, DevStack, StackConfig, StackError
 
 
@@ -30,6 +31,16 @@ def _apply_port_overrides(config: StackConfig) -> None:
             config.ports[name] = int(value)
 
 
+def _replicas(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= count <= 9:
+        raise argparse.ArgumentTypeError("replicas must be between 1 and 9")
+    return count
+
+
 def _print_urls(stack: DevStack) -> None:
     ports = stack.config.ports
     gateway = f"http://localhost:{ports['gateway']}"
@@ -45,8 +56,12 @@ def _print_urls(stack: DevStack) -> None:
         f"  gateway ping     http://localhost:{ports['gateway_ping']}/ping",
     ]
     for service in stack.config.services:
-        base = f"http://localhost:{ports[service.port]}"
-        lines.append(f"  {service.name + ' service':<16} {base}/health   {base}/metrics")
+        for replica in stack.config.replicas_of(service):
+            base = f"http://localhost:{ports[replica.port]}"
+            label = f"{replica.name} service"
+            lines.append(f"  {label:<16} {base}/health   {base}/metrics")
+    if stack.redis is not None:
+        lines.append(f"  {'redis (limits)':<16} {stack.redis.url}")
     for name, server in stack.postgres.items():
         database = stack.config.databases[name]["name"]
         lines.append(f"  {name + ' database':<16} {server.url(database, driver='postgresql')}")
@@ -62,10 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taskgate_devstack")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".data")
+    parser.add_argument(
+        "--replicas",
+        type=_replicas,
+        default=os.environ.get("TASKGATE_REPLICAS") or "1",  # a string: `type` parses it
+        help="processes per service, all behind the gateway (default: $TASKGATE_REPLICAS or 1)",
+    )
     args = parser.parse_args(argv)
 
     config = StackConfig.load(args.config)
     _apply_port_overrides(config)
+    try:
+        config.set_replicas(args.replicas)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _apply_port_overrides(config)  # the replicas' own (TASKGATE_PORT_AUTH_2)
     stack = DevStack(config, args.data_dir.resolve())
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -76,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         print(f"{failed} stopped unexpectedly; stopping the stack", file=sys.stderr)
         return 1
-    except (StackError, PostgresStartError) as exc:
+    except (StackError, PostgresStartError, RedisStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except _Stop:

@@ -6,6 +6,7 @@ import ctypes
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -46,12 +47,21 @@ def spawn(
 
 
 def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM (graceful: uvicorn drains requests), then SIGKILL after `timeout`."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """SIGTERM and wait (graceful: a service drains if configured, then uvicorn finishes its
+    requests), then SIGKILL after `timeout`."""
+    terminate_all([(process, timeout)])
+
+
+def terminate_all(processes: list[tuple[subprocess.Popen[bytes], float]]) -> None:
+    """SIGTERM every process at once, then wait for each up to its own timeout (from now) and
+    SIGKILL what is left: stopping N draining replicas takes one drain, not N."""
+    started = time.monotonic()
+    for process, _ in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process, timeout in processes:
+        try:
+            process.wait(max(0.0, started + timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -3,12 +3,18 @@
 
 Used by `make dev` (data kept under `.data/`) and by the end-to-end tests (temporary data
 directory, free ports): one launcher, so the tests run the stack exactly as developers do.
+
+With several replicas (`TASKGATE_REPLICAS=2 make dev`, `StackConfig.set_replicas`), each service
+runs that many uvicorn processes on ports of their own, the gateway lists them all as servers
+of the service, and a Redis holds the rate limits and the lockout they must share.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -23,10 +29,15 @@ from taskgate_devstack.databases import ensure_database
 from taskgate_devstack.gateway import render_static_config, start_traefik, write_static_config
 from taskgate_devstack.mail_sink import MailSink
 from taskgate_devstack.postgres import EmbeddedPostgres, port_is_free
-from taskgate_devstack.processes import spawn, terminate
+from taskgate_devstack.processes import spawn, terminate, terminate_all
+from taskgate_devstack.redis import RedisServer, redis_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_CONFIG = REPO_ROOT / "deploy" / "devstack.toml"
+# What a service gets to finish in-flight requests after its drain (uvicorn's
+# --timeout-graceful-shutdown), and the launcher's margin on top before it sends SIGKILL.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+STOP_MARGIN_SECONDS = 5
 
 
 class StackError(RuntimeError):
@@ -42,6 +53,19 @@ class ServiceSpec:
     migrate: list[str]
     prepare: list[list[str]]
     env: dict[str, str]
+    # Only with several replicas, under `env` (which wins).
+    replicated_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One process of a service: `name` names its process and log file, `port` its entry in
+    `StackConfig.ports`; replica 1 keeps the service's own names (`auth`), others `auth_2`."""
+
+    service: str
+    index: int
+    name: str
+    port: str
 
 
 @dataclass
@@ -49,6 +73,13 @@ class GatewaySpec:
     static: Path
     dynamic: Path
     env: dict[str, str]
+    replicated_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReplicasSpec:
+    port_step: int  # replica k listens on the service's port + (k - 1) * port_step
+    redis_port: str  # the port entry of the Redis that replicas share
 
 
 @dataclass
@@ -64,6 +95,8 @@ class StackConfig:
     services: list[ServiceSpec]
     gateway: GatewaySpec | None = None
     smtp: SmtpSpec | None = None
+    replicas_spec: ReplicasSpec | None = None
+    replicas: int = 1
 
     @classmethod
     def load(cls, path: Path = DEFAULT_CONFIG) -> StackConfig:
@@ -77,6 +110,7 @@ class StackConfig:
                 migrate=list(spec.get("migrate", [])),
                 prepare=[list(step) for step in spec.get("prepare", [])],
                 env=dict(spec.get("env", {})),
+                replicated_env=dict(spec.get("replicated_env", {})),
             )
             for name, spec in raw["services"].items()
         ]
@@ -86,17 +120,49 @@ class StackConfig:
                 static=REPO_ROOT / raw["gateway"]["static"],
                 dynamic=REPO_ROOT / raw["gateway"]["dynamic"],
                 env=dict(raw["gateway"].get("env", {})),
+                replicated_env=dict(raw["gateway"].get("replicated_env", {})),
             )
         smtp = None
         if "smtp" in raw:
             smtp = SmtpSpec(port=raw["smtp"]["port"], directory=raw["smtp"]["directory"])
+        replicas_spec = None
+        if "replicas" in raw:
+            replicas_spec = ReplicasSpec(
+                port_step=int(raw["replicas"]["port_step"]), redis_port=raw["replicas"]["redis"]
+            )
         return cls(
             ports=dict(raw["ports"]),
             databases=raw["databases"],
             services=services,
             gateway=gateway,
             smtp=smtp,
+            replicas_spec=replicas_spec,
         )
+
+    def set_replicas(self, count: int) -> None:
+        """Run `count` processes per service: adds the ports of replicas 2..count (the
+        service's port + (k - 1) * port_step) to `ports`, so that they can be moved like any
+        other before the stack starts."""
+        if count < 1:
+            raise StackError(f"replicas must be at least 1, not {count}")
+        if count > 1 and self.replicas_spec is None:
+            raise StackError("several replicas need a [replicas] table in the stack config")
+        self.replicas = count
+        for service in self.services:
+            for replica in self.replicas_of(service)[1:]:
+                step = self.replicas_spec.port_step if self.replicas_spec else 0
+                self.ports.setdefault(
+                    replica.port, self.ports[service.port] + (replica.index - 1) * step
+                )
+
+    def replicas_of(self, service: ServiceSpec) -> list[Replica]:
+        return [
+            Replica(service.name, 1, service.name, service.port),
+            *(
+                Replica(service.name, k, f"{service.name}_{k}", f"{service.port}_{k}")
+                for k in range(2, self.replicas + 1)
+            ),
+        ]
 
 
 @dataclass
@@ -108,21 +174,57 @@ class DevStack:
     postgres: dict[str, EmbeddedPostgres] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     mail_sink: MailSink | None = None
+    redis: RedisServer | None = None
     _service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def url(self, port_name: str) -> str:
         return f"http://127.0.0.1:{self.config.ports[port_name]}"
 
+    @property
+    def replicated(self) -> bool:
+        return self.config.replicas > 1
+
+    def replica_names(self, service: str) -> list[str]:
+        """The process names of `service`'s replicas (`["auth", "auth_2"]`); each is also its
+        port's name, for `url`, `stop_service` and `start_service`."""
+        return [replica.name for replica in self.config.replicas_of(self.service(service))]
+
+    def _replica(self, name: str) -> tuple[ServiceSpec, Replica]:
+        for service in self.config.services:
+            for replica in self.config.replicas_of(service):
+                if replica.name == name:
+                    return service, replica
+        raise KeyError(f"no service replica named {name!r}")
+
     def _expand(self, template: str, db_url: str = "") -> str:
         def port(match: re.Match[str]) -> str:
             return str(self.config.ports[match.group(1)])
 
-        text = re.sub(r"\{port:([a-z_]+)\}", port, template)
+        def urls(match: re.Match[str]) -> str:
+            service = self.service(match.group(1))
+            return ",".join(self.url(r.port) for r in self.config.replicas_of(service))
+
+        def secret(match: re.Match[str]) -> str:
+            return str(self._secret_file(match.group(1)))
+
+        text = re.sub(r"\{port:([a-z0-9_]+)\}", port, template)
+        text = re.sub(r"\{urls:([a-z0-9_]+)\}", urls, text)
+        text = re.sub(r"\{secret:([a-z0-9_-]+)\}", secret, text)
         return (
             text.replace("{data_dir}", str(self.data_dir))
             .replace("{db_url}", db_url)
             .replace("{python}", sys.executable)
         )
+
+    def _secret_file(self, name: str) -> Path:
+        """{data_dir}/secrets/`name`: a random key, made on first use and kept (like the
+        signing key), readable by its owner only."""
+        path = self.data_dir / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path
 
     def check_ports(self) -> None:
         taken = [
@@ -138,11 +240,17 @@ class DevStack:
 
     def _used_ports(self) -> set[str]:
         used = {spec["port"] for spec in self.config.databases.values()}
-        used |= {service.port for service in self.config.services}
+        used |= {
+            replica.port
+            for service in self.config.services
+            for replica in self.config.replicas_of(service)
+        }
         if self.config.gateway is not None:
             used |= {"gateway", "gateway_ping", "gateway_metrics"}
         if self.config.smtp is not None:
             used.add(self.config.smtp.port)
+        if self.replicated and self.config.replicas_spec is not None:
+            used.add(self.config.replicas_spec.redis_port)
         return used
 
     @property
@@ -158,10 +266,13 @@ class DevStack:
         try:
             self._start_mail_sink()
             self._start_databases()
+            self._start_redis()
             for service in self.config.services:
-                self._start_service(service)
+                for replica in self.config.replicas_of(service):
+                    self._start_replica(service, replica)
             for service in self.config.services:
-                self._wait_ready(service)
+                for replica in self.config.replicas_of(service):
+                    self._wait_ready(replica)
             if self.config.gateway is not None:
                 self._start_gateway(self.config.gateway)
         except BaseException:
@@ -191,14 +302,38 @@ class DevStack:
             server.start()
             self.postgres[name] = server
 
+    def _start_redis(self) -> None:
+        """With several replicas: the Redis their rate limits and lockout are counted in."""
+        spec = self.config.replicas_spec
+        if not self.replicated or spec is None:
+            return
+        if redis_binary() is None:
+            raise StackError(
+                "several replicas share their rate limits in Redis, and redis-server is not "
+                "installed (apt-get install redis-server)"
+            )
+        server = RedisServer(self.data_dir / "redis", self.config.ports[spec.redis_port])
+        server.start()
+        self.redis = server
+
+    def _layered(self, base: dict[str, str], replicated: dict[str, str]) -> dict[str, str]:
+        """`base` over `replicated` (the latter only with several replicas)."""
+        return {**replicated, **base} if self.replicated else dict(base)
+
     def _service_env(self, service: ServiceSpec) -> dict[str, str]:
         database = self.config.databases[service.database]
         db_url = ensure_database(self.postgres[service.database].admin_url, database["name"])
+        templates = self._layered(service.env, service.replicated_env)
         env = dict(os.environ)
-        env.update({key: self._expand(value, db_url) for key, value in service.env.items()})
+        env.update({key: self._expand(value, db_url) for key, value in templates.items()})
         # An operator's own variable wins over the stack's default.
-        env.update({key: os.environ[key] for key in service.env if key in os.environ})
+        env.update({key: os.environ[key] for key in templates if key in os.environ})
         return env
+
+    def update_service_env(self, service: str, values: dict[str, str]) -> None:
+        """Change `service`'s environment for the replicas started from now on (e.g. a key
+        rotation restarts them one by one with new key settings)."""
+        self._service_envs[service].update(values)
 
     def _run_step(self, service: ServiceSpec, step: list[str], env: dict[str, str]) -> None:
         args = [self._expand(part) for part in step]
@@ -210,7 +345,9 @@ class DevStack:
         if result.stdout.strip():
             print(f"[{service.name}] {result.stdout.strip()}", flush=True)
 
-    def _start_service(self, service: ServiceSpec) -> None:
+    def _start_replica(self, service: ServiceSpec, replica: Replica) -> None:
+        """Start one process of `service`; its first start prepares and migrates, once for
+        all replicas (migrations take an advisory lock besides: see taskgate_common.migrations)."""
         env = self._service_envs.get(service.name)
         if env is None:
             env = self._service_envs[service.name] = self._service_env(service)
@@ -227,23 +364,38 @@ class DevStack:
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.config.ports[service.port]),
+            str(self.config.ports[replica.port]),
             "--no-access-log",
             "--timeout-graceful-shutdown",
-            "10",
+            str(GRACEFUL_SHUTDOWN_SECONDS),
         ]
-        self.processes[service.name] = spawn(args, env, self._log_file(service.name), REPO_ROOT)
+        self.processes[replica.name] = spawn(args, env, self._log_file(replica.name), REPO_ROOT)
 
-    def _wait_ready(self, service: ServiceSpec) -> None:
-        self._wait_http(service.name, f"{self.url(service.port)}/health/ready")
+    def _wait_ready(self, replica: Replica) -> None:
+        self._wait_http(replica.name, f"{self.url(replica.port)}/health/ready")
+
+    def _stop_timeout(self, name: str) -> float:
+        """How long a process may take to stop after SIGTERM before it is killed: a service
+        drains (`*_SHUTDOWN_DRAIN_SECONDS`), then finishes what it holds."""
+        try:
+            service, _ = self._replica(name)
+        except KeyError:
+            return GRACEFUL_SHUTDOWN_SECONDS  # the gateway
+        drain = 0.0
+        for key, value in self._service_envs.get(service.name, {}).items():
+            if key.endswith("_SHUTDOWN_DRAIN_SECONDS"):
+                with contextlib.suppress(ValueError):
+                    drain = max(drain, float(value))
+        return drain + GRACEFUL_SHUTDOWN_SECONDS + STOP_MARGIN_SECONDS
 
     def _start_gateway(self, gateway: GatewaySpec) -> None:
         access_log = self._log_file("gateway-access")
         ports = self.config.ports
         config = render_static_config(gateway.static, gateway.dynamic, ports, access_log)
         static_file = write_static_config(config, self.data_dir / "gateway" / "traefik.yml")
+        templates = self._layered(gateway.env, gateway.replicated_env)
         env = dict(os.environ)
-        env.update({key: self._expand(value) for key, value in gateway.env.items()})
+        env.update({key: self._expand(value) for key, value in templates.items()})
         # The gateway's own errors carry CORS headers for the origins the services allow.
         env.setdefault("TASKGATE_CORS_ORIGINS", self._cors_origins())
         self.processes["gateway"] = start_traefik(
@@ -282,15 +434,24 @@ class DevStack:
         return next(spec for spec in self.config.services if spec.name == name)
 
     def stop_service(self, name: str) -> None:
-        """Stop one service (fault tests); `start_service` brings it back."""
+        """Stop one service replica (`auth`, `auth_2`) as an orchestrator would: SIGTERM, then
+        wait while it drains and finishes its requests; `start_service` brings it back."""
         process = self.processes.pop(name, None)
         if process is not None:
-            terminate(process)
+            terminate(process, self._stop_timeout(name))
+
+    def kill_service(self, name: str) -> None:
+        """SIGKILL one service replica: no drain, no goodbye (the crash tests)."""
+        process = self.processes.pop(name, None)
+        if process is not None:
+            process.kill()
+            process.wait()
 
     def start_service(self, name: str) -> None:
-        spec = self.service(name)
-        self._start_service(spec)
-        self._wait_ready(spec)
+        """Start a stopped replica and wait until it is ready."""
+        service, replica = self._replica(name)
+        self._start_replica(service, replica)
+        self._wait_ready(replica)
 
     def failed_process(self) -> str | None:
         for name, process in self.processes.items():
@@ -306,11 +467,19 @@ class DevStack:
             server.destroy()
 
     def stop(self) -> None:
-        """Services first (they drain requests and send pending mail), then the databases and
-        the SMTP sink."""
-        for process in reversed(list(self.processes.values())):
-            terminate(process)
+        """The gateway first, then every service replica at once (each drains if configured,
+        finishes its requests and sends pending mail), then Redis, the databases and the SMTP
+        sink."""
+        gateway = self.processes.pop("gateway", None)
+        if gateway is not None:
+            terminate(gateway)
+        terminate_all(
+            [(process, self._stop_timeout(name)) for name, process in self.processes.items()]
+        )
         self.processes.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
         for server in self.postgres.values():
             server.stop()
         self.postgres.clear()

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from taskgate_common.metrics import DatabaseMetrics
+from tasks_service.migrate import MIGRATIONS
+
+if TYPE_CHECKING:
+    from tasks_service.context import TasksContext
 
 REJECTION_REASONS = (
     "missing",
@@ -25,6 +33,8 @@ UPDATE_OPERATIONS = ("patch", "replace", "move", "complete")
 
 class TasksMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.database: DatabaseMetrics | None = None
         self.jwks_refreshes = Counter(
             "tasks_jwks_refreshes_total",
             "Successful JWKS fetches, by what triggered them",
@@ -39,6 +49,19 @@ class TasksMetrics:
         )
         self.jwks_keys = Gauge(
             "tasks_jwks_keys", "Verification keys currently cached", registry=registry
+        )
+        self.jwks_last_success = Gauge(
+            "tasks_jwks_last_success_timestamp_seconds",
+            "Unix time of the last successful JWKS fetch (0: never)",
+            registry=registry,
+        )
+        # Set to the cache's own verdict at scrape time (JwksCache): no clock comparison
+        # between Prometheus and this host, and no threshold to keep in step with the TTL.
+        self.jwks_stale = Gauge(
+            "tasks_jwks_stale",
+            "1 while the cached key set is past its max-age or was never fetched (the last "
+            "keys stay in use; a key rotated in at auth is not seen)",
+            registry=registry,
         )
         self.token_rejections = Counter(
             "tasks_token_rejections_total",
@@ -93,3 +116,18 @@ class TasksMetrics:
         for kind in REVOCATION_KINDS:
             self.revocation_entries.labels(kind=kind)
             self.revocations_tracked.labels(kind=kind)
+
+    def bind(self, ctx: TasksContext) -> None:
+        """The database's series (pool, pending migrations), which need the built engine.
+        Called once by `install_metrics`."""
+        settings = ctx.settings
+        self.database = DatabaseMetrics(
+            self.registry,
+            ctx.engine,
+            settings.db_pool_size + settings.db_max_overflow,
+            MIGRATIONS,
+        )
+
+    async def watch(self) -> None:
+        if self.database is not None:
+            await self.database.watch_migrations()

@@ -107,12 +107,14 @@ class JwksCache:
         *,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._client = client
         self._owns_client = client is None
         self._clock = clock
+        self._wall_clock = wall_clock
         self._jwks_url = str(settings.auth_jwks_url) if settings.auth_jwks_url else None
         self._key_set: KeySet | None = None
         self._inflight: asyncio.Task[bool] | None = None
@@ -120,10 +122,16 @@ class JwksCache:
         self._failures = 0
         self._last_error: str | None = None
         self._runner: asyncio.Task[None] | None = None
+        metrics.jwks_stale.set_function(lambda: 1.0 if self.stale else 0.0)
 
     @property
     def loaded(self) -> bool:
         return self._key_set is not None
+
+    @property
+    def stale(self) -> bool:
+        """Past the key set's max-age (the refresh ahead of it kept failing), or none yet."""
+        return self._key_set is None or self._clock() >= self._key_set.expires_at
 
     def has_key(self, kid: str) -> bool:
         return self._key_set is not None and kid in self._key_set.keys
@@ -176,7 +184,7 @@ class JwksCache:
             "loaded": key_set is not None,
             "keys": len(key_set.keys) if key_set else 0,
             "age_seconds": round(now - key_set.fetched_at, 1) if key_set else None,
-            "stale": key_set is None or now >= key_set.expires_at,
+            "stale": self.stale,
             "consecutive_failures": self._failures,
             "last_error": self._last_error,
         }
@@ -224,6 +232,7 @@ class JwksCache:
         self._last_error = None
         self._metrics.jwks_refreshes.labels(trigger=trigger).inc()
         self._metrics.jwks_keys.set(len(keys))
+        self._metrics.jwks_last_success.set(self._wall_clock())
         logger.info("JWKS refreshed", extra={"trigger": trigger, "keys": len(keys), "ttl": ttl})
         return True
 
