@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth_service.core.signing_keys import SigningKeyError, configured_key_files
+from auth_service.core.config import Settings
+from auth_service.core.signing_keys import KeyRing, SigningKeyError, configured_key_files
 from auth_service.migrate import MIGRATIONS
 from taskgate_common.metrics import DatabaseMetrics
 
-if TYPE_CHECKING:
-    from auth_service.context import AuthContext
+
+class BuiltParts(Protocol):
+    """What `bind` reads of the app's context (`AuthContext` has it): named here rather than
+    imported, since the context holds these metrics."""
+
+    settings: Settings
+    engine: AsyncEngine
+    keys: KeyRing
+
 
 # `success`: a rotation (a new successor minted); `grace_replay`: a just-rotated token presented
 # again within AUTH_REFRESH_REUSE_GRACE_SECONDS, answered with the same successor; `reused`: a
@@ -153,7 +162,7 @@ class AuthMetrics:
         for feed_result in ("ok", "unauthorized", "cursor_unknown"):
             self.revocation_feed_requests.labels(result=feed_result)
 
-    def bind(self, ctx: AuthContext) -> None:
+    def bind(self, ctx: BuiltParts) -> None:
         """The series that need the built context: the database's (pool, pending migrations)
         and the signing keys' age. Called once by `install_metrics`."""
         settings = ctx.settings

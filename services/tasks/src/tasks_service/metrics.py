@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskgate_common.metrics import DatabaseMetrics
+from tasks_service.core.config import Settings
 from tasks_service.migrate import MIGRATIONS
 
-if TYPE_CHECKING:
-    from tasks_service.context import TasksContext
+
+class BuiltParts(Protocol):
+    """What `bind` reads of the app's context (`TasksContext` has it): named here rather than
+    imported, since the context holds these metrics."""
+
+    settings: Settings
+    engine: AsyncEngine
+
 
 REJECTION_REASONS = (
     "missing",
@@ -117,7 +125,7 @@ class TasksMetrics:
             self.revocation_entries.labels(kind=kind)
             self.revocations_tracked.labels(kind=kind)
 
-    def bind(self, ctx: TasksContext) -> None:
+    def bind(self, ctx: BuiltParts) -> None:
         """The database's series (pool, pending migrations), which need the built engine.
         Called once by `install_metrics`."""
         settings = ctx.settings
