@@ -222,13 +222,15 @@ class DriverConnections:
 
     @asynccontextmanager
     async def transaction(
-        self, *, advisory_lock: int | None = None
+        self, *, advisory_lock: int | None = None, snapshot: bool = False
     ) -> AsyncIterator[asyncpg.Connection]:
         """A READ COMMITTED transaction, committed on success, rolled back on any exception.
 
         `advisory_lock` takes `pg_advisory_xact_lock(key)` in the same round trip as BEGIN.
+        `snapshot`: a read-only REPEATABLE READ transaction instead, whose statements all see
+        one snapshot (a view read in several statements that must agree, e.g. totals and cards).
         """
-        begin = "BEGIN"
+        begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if snapshot else "BEGIN"
         if advisory_lock is not None:
             begin += f"; SELECT pg_advisory_xact_lock({int(advisory_lock)})"
         async with self.connect() as connection:

@@ -106,9 +106,9 @@ async def board_view(
     ctx: TasksContext, principal: Principal, board_id: uuid.UUID, per_column: int
 ) -> BoardView:
     """The board, its columns in order with their totals, and each column's first cards, read
-    in one transaction so the totals agree with the cards."""
+    from one snapshot so the totals agree with the cards."""
     owner = principal.user_id
-    async with ctx.db.transaction() as db:
+    async with ctx.db.transaction(snapshot=True) as db:
         board = await get_board(db, owner, board_id)
         columns = await boards.columns_of(db, board.id)
         rows = await task_lists.board_cards(db, owner, board.id, per_column)
