@@ -60,13 +60,25 @@ def gateway_url(stack: DevStack) -> str:
     return f"http://localhost:{stack.config.ports['gateway']}"
 
 
+def _own_address() -> str:
+    n = next(_source_ips)  # 127.0.0.2 upwards, on to 127.0.1.2 after 250 tests
+    return f"127.0.{n // 250}.{n % 250 + 2}"
+
+
 def client_from_own_ip(base_url: str) -> httpx.AsyncClient:
     """A client with its own loopback source address (127.0.0.N), so the gateway's per-IP rate
     limits of one test do not spill into another."""
-    n = next(_source_ips)  # 127.0.0.2 upwards, on to 127.0.1.2 after 250 tests
-    address = f"127.0.{n // 250}.{n % 250 + 2}"
-    transport = httpx.AsyncHTTPTransport(local_address=address)
+    transport = httpx.AsyncHTTPTransport(local_address=_own_address())
     return httpx.AsyncClient(transport=transport, base_url=base_url, timeout=10.0)
+
+
+@pytest.fixture
+def sync_gateway(gateway_url: str) -> Iterator[httpx.Client]:
+    """A blocking client of the gateway from its own address, for the browser tests: the
+    browser itself can only come from 127.0.0.1, whose credential bucket they keep for it."""
+    transport = httpx.HTTPTransport(local_address=_own_address())
+    with httpx.Client(transport=transport, base_url=gateway_url, timeout=10.0) as client:
+        yield client
 
 
 @pytest.fixture

@@ -31,13 +31,12 @@ def _document(gateway_url: str, service: str) -> dict[str, Any]:
     return document
 
 
-def _register(gateway_url: str) -> tuple[str, str]:
+def _register(http: httpx.Client) -> tuple[str, str]:
     username = f"docs_{uuid.uuid4().hex[:10]}"
     password = "swagger ui password"
-    registered = httpx.post(
-        f"{gateway_url}/auth/register",
+    registered = http.post(
+        "/auth/register",
         json={"email": f"{username}@example.com", "username": username, "password": password},
-        timeout=10,
     )
     assert registered.status_code == 201, registered.text
     return username, password
@@ -89,12 +88,12 @@ def test_documents_offer_only_what_the_gateway_routes(gateway_url: str, service:
 
 
 def test_swagger_password_flow_then_try_it_out_in_chromium(
-    browser: Browser, gateway_url: str
+    browser: Browser, gateway_url: str, sync_gateway: httpx.Client
 ) -> None:
     """The newcomer's path on `/api/docs`, in a real browser with the internet cut off:
     Authorize with a username and password (the token comes from `/auth/token` through the
     gateway), then "Try it out" on the task list answers 200 with the caller's tasks."""
-    username, password = _register(gateway_url)
+    username, password = _register(sync_gateway)
     page = browser.new_page()
     refused = cut_off_network(page, gateway_url)
     errors: list[str] = []
@@ -122,8 +121,10 @@ def test_swagger_password_flow_then_try_it_out_in_chromium(
     page.close()
 
 
-def test_swagger_on_auth_docs_logs_in_the_same_way(browser: Browser, gateway_url: str) -> None:
-    username, password = _register(gateway_url)
+def test_swagger_on_auth_docs_logs_in_the_same_way(
+    browser: Browser, gateway_url: str, sync_gateway: httpx.Client
+) -> None:
+    username, password = _register(sync_gateway)
     page = browser.new_page()
     refused = cut_off_network(page, gateway_url)
 
@@ -145,14 +146,14 @@ def test_swagger_on_auth_docs_logs_in_the_same_way(browser: Browser, gateway_url
     page.close()
 
 
-def test_the_token_endpoint_takes_swagger_uis_form(gateway_url: str) -> None:
+def test_the_token_endpoint_takes_swagger_uis_form(sync_gateway: httpx.Client) -> None:
     """What Swagger UI's password flow posts (no client credentials, an empty scope)."""
-    username, password = _register(gateway_url)
+    username, password = _register(sync_gateway)
     form = {"grant_type": "password", "username": username, "password": password, "scope": ""}
-    token = httpx.post(f"{gateway_url}/auth/token", data=form, timeout=10)
+    token = sync_gateway.post("/auth/token", data=form)
     assert token.status_code == 200, token.text
     bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    assert httpx.get(f"{gateway_url}/api/tasks", headers=bearer, timeout=10).status_code == 200
+    assert sync_gateway.get("/api/tasks", headers=bearer).status_code == 200
 
 
 # The names generated clients call (`client.listTasks()`): renaming one breaks every client

@@ -34,13 +34,13 @@ def open_frontend(context: BrowserContext, server: FrontendServer, host: str, ap
     return page
 
 
-def _register(gateway_url: str) -> dict[str, str]:
+def _register(http: httpx.Client) -> dict[str, str]:
+    """An account, registered from an address of its own (the browser has 127.0.0.1)."""
     username = f"spa_{uuid.uuid4().hex[:10]}"
     password = "frontend password"
-    registered = httpx.post(
-        f"{gateway_url}/auth/register",
+    registered = http.post(
+        "/auth/register",
         json={"email": f"{username}@example.com", "username": username, "password": password},
-        timeout=10,
     )
     assert registered.status_code == 201, registered.text
     return {"username": username, "password": password}
@@ -67,12 +67,15 @@ JOURNEY = """async ({username, password}) => {
 
 
 def test_readme_code_logs_in_refreshes_creates_and_moves_from_another_origin(
-    context: BrowserContext, stack: DevStack, frontend_server: FrontendServer
+    context: BrowserContext,
+    stack: DevStack,
+    frontend_server: FrontendServer,
+    sync_gateway: httpx.Client,
 ) -> None:
     api = _gateway(stack, "localhost")
     page = open_frontend(context, frontend_server, "localhost", api)
 
-    result: dict[str, Any] = page.evaluate(JOURNEY, _register(api))
+    result: dict[str, Any] = page.evaluate(JOURNEY, _register(sync_gateway))
 
     assert result == {
         "created": "todo",
@@ -83,11 +86,14 @@ def test_readme_code_logs_in_refreshes_creates_and_moves_from_another_origin(
 
 
 def test_the_refresh_cookie_keeps_the_login_across_a_reload(
-    context: BrowserContext, stack: DevStack, frontend_server: FrontendServer
+    context: BrowserContext,
+    stack: DevStack,
+    frontend_server: FrontendServer,
+    sync_gateway: httpx.Client,
 ) -> None:
     api = _gateway(stack, "localhost")
     page = open_frontend(context, frontend_server, "localhost", api)
-    account = _register(api)
+    account = _register(sync_gateway)
     page.evaluate("async ({username, password}) => login(username, password)", account)
 
     page.reload()  # the access token was only in memory
@@ -99,12 +105,15 @@ def test_the_refresh_cookie_keeps_the_login_across_a_reload(
 
 
 def test_a_page_on_127_0_0_1_works_with_the_api_on_127_0_0_1(
-    context: BrowserContext, stack: DevStack, frontend_server: FrontendServer
+    context: BrowserContext,
+    stack: DevStack,
+    frontend_server: FrontendServer,
+    sync_gateway: httpx.Client,
 ) -> None:
     api = _gateway(stack, "127.0.0.1")
     page = open_frontend(context, frontend_server, "127.0.0.1", api)
 
-    result: dict[str, Any] = page.evaluate(JOURNEY, _register(api))
+    result: dict[str, Any] = page.evaluate(JOURNEY, _register(sync_gateway))
 
     assert result["moved"] == "in_progress"
     assert result["stale"] == {"status": 412, "code": "version_mismatch"}
@@ -131,13 +140,16 @@ def test_make_dev_allows_the_usual_dev_server_origins(
 
 
 def test_a_page_and_an_api_under_two_host_names_get_a_clear_error(
-    context: BrowserContext, stack: DevStack, frontend_server: FrontendServer
+    context: BrowserContext,
+    stack: DevStack,
+    frontend_server: FrontendServer,
+    sync_gateway: httpx.Client,
 ) -> None:
     """`localhost` and `127.0.0.1` are two sites: the browser keeps no SameSite cookie for the
     page, so the refresh has no token, and the error says why and what to do."""
     api = _gateway(stack, "127.0.0.1")
     page = open_frontend(context, frontend_server, "localhost", api)
-    account = _register(api)
+    account = _register(sync_gateway)
 
     error = page.evaluate(
         """async ({username, password}) => {
