@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from browser_support import cut_off_network
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, Response, expect
 
 from taskgate_devstack.stack import DevStack
 
@@ -87,6 +87,26 @@ def test_documents_offer_only_what_the_gateway_routes(gateway_url: str, service:
     assert [path for path in paths if not path.startswith(PREFIXES[service])] == []
 
 
+def _authorize(page: Page, username: str, password: str) -> None:
+    """Swagger UI's Authorize dialog: the OAuth2 password flow, then close the dialog."""
+    page.locator("button.authorize").first.click()
+    page.locator("#oauth_username").fill(username)
+    page.locator("#oauth_password").fill(password)
+    page.locator(".auth-btn-wrapper button.authorize").click()
+    expect(page.get_by_role("button", name="Remove authorization")).to_be_visible()
+    page.get_by_role("button", name="Close").click()
+
+
+def _try_it_out(page: Page, operation: str, url: str) -> Response:
+    """ "Try it out" then "Execute" on one operation (`tag-operationId`); its answer."""
+    block = f"#operations-{operation}"
+    page.locator(f"{block} .opblock-summary").click()
+    page.locator(f"{block} button.try-out__btn").click()
+    with page.expect_response(re.compile(url)) as answer:
+        page.locator(f"{block} button.execute").click()
+    return answer.value
+
+
 def test_swagger_password_flow_then_try_it_out_in_chromium(
     browser: Browser, gateway_url: str, sync_gateway: httpx.Client
 ) -> None:
@@ -101,21 +121,11 @@ def test_swagger_password_flow_then_try_it_out_in_chromium(
 
     page.goto(gateway_url + "/api/docs")
     expect(page.locator("#operations-tasks-listTasks")).to_be_visible()
+    _authorize(page, username, password)
+    answer = _try_it_out(page, "tasks-listTasks", r"/api/tasks")
 
-    page.locator("button.authorize").first.click()
-    page.locator("#oauth_username").fill(username)
-    page.locator("#oauth_password").fill(password)
-    page.locator(".auth-btn-wrapper button.authorize").click()
-    expect(page.get_by_role("button", name="Remove authorization")).to_be_visible()
-    page.get_by_role("button", name="Close").click()
-
-    page.locator("#operations-tasks-listTasks .opblock-summary").click()
-    page.locator("#operations-tasks-listTasks button.try-out__btn").click()
-    with page.expect_response(re.compile(r"/api/tasks")) as answer:
-        page.locator("#operations-tasks-listTasks button.execute").click()
-    assert answer.value.status == 200
-    assert answer.value.json() == {"items": [], "next_cursor": None}
-
+    assert answer.status == 200
+    assert answer.json() == {"items": [], "next_cursor": None}
     assert refused == []
     assert errors == []
     page.close()
@@ -129,19 +139,11 @@ def test_swagger_on_auth_docs_logs_in_the_same_way(
     refused = cut_off_network(page, gateway_url)
 
     page.goto(gateway_url + "/auth/docs")
-    page.locator("button.authorize").first.click()
-    page.locator("#oauth_username").fill(username)
-    page.locator("#oauth_password").fill(password)
-    page.locator(".auth-btn-wrapper button.authorize").click()
-    expect(page.get_by_role("button", name="Remove authorization")).to_be_visible()
-    page.get_by_role("button", name="Close").click()
+    _authorize(page, username, password)
+    answer = _try_it_out(page, "accounts-getMe", r"/auth/me$")
 
-    page.locator("#operations-accounts-getMe .opblock-summary").click()
-    page.locator("#operations-accounts-getMe button.try-out__btn").click()
-    with page.expect_response(re.compile(r"/auth/me$")) as answer:
-        page.locator("#operations-accounts-getMe button.execute").click()
-    assert answer.value.status == 200
-    assert answer.value.json()["username"] == username
+    assert answer.status == 200
+    assert answer.json()["username"] == username
     assert refused == []
     page.close()
 
