@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from taskgate_common.errors import ApiError
+
 _ENTITY_TAG = re.compile(r'^"(\d{1,18})"$')
 _MAX_VERSION = 2**31 - 1  # the `version` column is an INTEGER
 
@@ -39,3 +41,15 @@ class IfMatch:
         if self.any_version:
             return None
         return sorted(version for version in self.versions if version <= _MAX_VERSION)
+
+
+def check_if_match(if_match: IfMatch | None, version: int, what: str) -> None:
+    """The one precondition rule of tasks, boards and columns: 412 `version_mismatch` with the
+    current ETag unless `If-Match` is absent or names `version`."""
+    if if_match is not None and not if_match.allows(version):
+        raise ApiError(
+            412,
+            "version_mismatch",
+            f"The {what} changed since you read it (If-Match does not match); reload and retry",
+            {"ETag": etag(version)},
+        )

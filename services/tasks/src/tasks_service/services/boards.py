@@ -14,7 +14,7 @@ from typing import Any
 from taskgate_common.errors import ApiError
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
-from tasks_service.core.etags import IfMatch, etag
+from tasks_service.core.etags import IfMatch, check_if_match
 from tasks_service.models import TaskStatus
 from tasks_service.repositories import boards
 from tasks_service.repositories.boards import BoardRecord, ColumnRecord
@@ -37,16 +37,6 @@ def wip_limit_reached(column: ColumnRecord) -> ApiError:
         f"The column {column.name!r} holds its limit of {column.wip_limit} cards; move one out "
         "or raise the limit first",
     )
-
-
-def _check_version(kind: str, version: int, if_match: IfMatch | None) -> None:
-    if if_match is not None and not if_match.allows(version):
-        raise ApiError(
-            412,
-            "version_mismatch",
-            f"The {kind} changed since you read it (If-Match does not match); reload and retry",
-            {"ETag": etag(version)},
-        )
 
 
 async def ensure_default_board(db: Connection, owner_id: uuid.UUID) -> BoardRecord:
@@ -132,7 +122,7 @@ async def change_board(
         board = await boards.get_board(db, owner, board_id, for_update=True)
         if board is None:
             raise board_not_found()
-        _check_version("board", board.version, if_match)
+        check_if_match(if_match, board.version, "board")
         values: dict[str, Any] = {}
         if body.name is not None and body.name != board.name:
             values["name"] = body.name
@@ -157,7 +147,7 @@ async def delete_board(
         board = await boards.get_board(db, owner, board_id, for_update=True)
         if board is None:
             raise board_not_found()
-        _check_version("board", board.version, if_match)
+        check_if_match(if_match, board.version, "board")
         count = await boards.board_task_count(db, board.id)
         if count and not delete_tasks:
             raise ApiError(
@@ -224,7 +214,7 @@ async def change_column(
     owner = principal.user_id
     async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
         column = await get_column(db, owner, column_id, for_update=True)
-        _check_version("column", column.version, if_match)
+        check_if_match(if_match, column.version, "column")
         values = {
             name: value
             for name, value in body.model_dump(exclude_unset=True).items()
@@ -249,7 +239,7 @@ async def delete_column(
     owner = principal.user_id
     async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
         column = await get_column(db, owner, column_id, for_update=True)
-        _check_version("column", column.version, if_match)
+        check_if_match(if_match, column.version, "column")
         if len(await boards.columns_of(db, column.board_id)) <= 1:
             raise ApiError(409, "last_column", "A board keeps at least one column")
         if column.task_count:

@@ -14,7 +14,7 @@ import orjson
 from taskgate_common.errors import ApiError
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
-from tasks_service.core.etags import IfMatch, etag
+from tasks_service.core.etags import IfMatch, check_if_match
 from tasks_service.models import TaskStatus
 from tasks_service.repositories import boards, tasks
 from tasks_service.repositories.boards import ColumnRecord
@@ -35,13 +35,7 @@ def not_found() -> ApiError:
 
 
 def check_precondition(task: TaskRecord, if_match: IfMatch | None) -> None:
-    if if_match is not None and not if_match.allows(task.version):
-        raise ApiError(
-            412,
-            "version_mismatch",
-            "The task changed since you read it (If-Match does not match); reload and retry",
-            {"ETag": etag(task.version)},
-        )
+    check_if_match(if_match, task.version, "task")
 
 
 def column_change(task: TaskRecord, column: ColumnRecord) -> dict[str, Any]:
