@@ -71,10 +71,12 @@ CROSS JOIN LATERAL generate_series(1, owners.task_count / 3) AS n
 async def seed(database_url: str, measured: dict[int, uuid.UUID]) -> float:
     """Bulk load, then the same state the service keeps: for the load only, the GIN indexes
     queue their entries (merged once at the end) and the column-count trigger is off (the
-    counts are computed once at the end, as migration 0003 does)."""
+    counts are computed once at the end, as migration 0003 does), and so is the change log
+    (a bulk load, not a user's changes: migration 0004)."""
     started = time.perf_counter()
     db = await asyncpg.connect(database_url)
     try:
+        await db.execute("SET taskgate.change_log = 'off'")
         gin = [
             row["indexname"]
             for row in await db.fetch(

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth_service.core.config import Settings as AuthSettings
@@ -63,6 +63,50 @@ class RequestLog:
         return sum(1 for path in self.paths if path.endswith(suffix))
 
 
+class ServedApp:
+    """An ASGI app under a real uvicorn (httptools, as deployed) on 127.0.0.1:`port`, in a
+    thread with its own event loop: for what the in-process transport cannot show (streamed
+    responses, several processes' worth of apps on one database)."""
+
+    def __init__(self, app: ASGIApp, name: str, port: int | None = None) -> None:
+        self.app = app
+        self.name = name
+        self.port = port or free_port()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Streams still open when a test stops the server are cut after this long.
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=self.name, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=20)
+        self._server = None
+        self._thread = None
+
+
 @dataclass
 class User:
     id: uuid.UUID
@@ -89,8 +133,7 @@ class AuthServer:
     port: int = field(default_factory=free_port)
     jwks_max_age_seconds: int = 300
     log: RequestLog | None = field(default=None, init=False)
-    _server: uvicorn.Server | None = field(default=None, init=False, repr=False)
-    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _served: ServedApp | None = field(default=None, init=False, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -117,29 +160,13 @@ class AuthServer:
 
     def start(self, timeout: float = 20.0) -> None:
         self.log = RequestLog(create_auth_app(self.settings(), keys=self.keys))
-        config = uvicorn.Config(
-            self.log,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="auth-server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the auth server did not start on port {self.port}")
-            time.sleep(0.02)
+        self._served = ServedApp(self.log, "auth-server", self.port)
+        self._served.start(timeout)
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=20)
-        self._server = None
-        self._thread = None
+        if self._served is not None:
+            self._served.stop()
+        self._served = None
 
     def new_user(self) -> User:
         """Register an account and log in, over real HTTP; returns its id and access token."""
@@ -292,10 +319,21 @@ def titles_by_column(view: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
+@asynccontextmanager
+async def behind_the_api(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that writes rows directly, as data from before a rule or an internal
+    state the API cannot make: outside the change log (migration 0004), as a bulk load is."""
+    async with engine.begin() as connection:
+        await connection.execute(text("SET LOCAL taskgate.change_log = 'off'"))
+        yield connection
+
+
 async def truncate_tasks(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         # Boards and columns too: TRUNCATE fires no trigger, so kept counts would go stale.
-        await connection.execute(text("TRUNCATE tasks, board_columns, boards"))
+        await connection.execute(
+            text("TRUNCATE tasks, board_columns, boards, changes, change_horizons, stream_tickets")
+        )
 
 
 async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tasks_factories import User, create_task, running_app
+from tasks_factories import User, behind_the_api, create_task, running_app
 
 from tasks_service.core.config import Settings
 from tasks_service.core.cursor import (
@@ -287,7 +287,7 @@ async def test_infinite_due_dates_already_stored_still_paginate(
     never = await create_task(client, alice, due_at="2031-01-02T00:00:00Z")
     dawn = await create_task(client, alice, due_at="2031-01-03T00:00:00Z")
     undated = await create_task(client, alice)
-    async with tasks_db.begin() as connection:
+    async with behind_the_api(tasks_db) as connection:
         await connection.execute(
             text("UPDATE tasks SET due_at = 'infinity' WHERE id = :id"), {"id": never["id"]}
         )

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tasks_factories import User, create_task
+from tasks_factories import User, behind_the_api, create_task
 
 STATUS_ORDER = {"todo": 0, "in_progress": 1, "done": 2}
 BASE = datetime(2031, 1, 1, tzinfo=UTC)
@@ -78,7 +78,7 @@ async def walk(client: httpx.AsyncClient, user: User, query: str) -> list[str]:
 async def seeded(client: httpx.AsyncClient, alice: User, tasks_db: AsyncEngine) -> list[Any]:
     """250 varied tasks, with deliberate ties in created_at, updated_at and due_at."""
     await seed(client, alice, 250)
-    async with tasks_db.begin() as connection:
+    async with behind_the_api(tasks_db) as connection:
         await connection.execute(
             text(
                 "UPDATE tasks SET created_at = '2030-06-01T00:00:00Z' "

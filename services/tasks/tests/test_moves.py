@@ -11,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tasks_factories import User, board_view, create_board, create_task, truncate_tasks
+from tasks_factories import (
+    User,
+    behind_the_api,
+    board_view,
+    create_board,
+    create_task,
+    truncate_tasks,
+)
 
 COLUMNS = ("todo", "in_progress", "done")
 
@@ -111,7 +118,7 @@ async def test_a_card_created_after_the_last_free_position_respaces_its_column(
     a new card still goes last: the column is respaced first, nobody gets a new version."""
     await create_task(client, alice, title="a")
     await create_task(client, alice, title="b")
-    async with tasks_db.begin() as connection:
+    async with behind_the_api(tasks_db) as connection:
         await connection.execute(
             text("UPDATE tasks SET position = :top WHERE owner_id = :owner AND title = 'b'"),
             {"top": (1 << 62) - 1, "owner": alice.id},

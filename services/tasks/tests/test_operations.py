@@ -137,8 +137,10 @@ async def test_docs_and_schema(app: FastAPI, client: httpx.AsyncClient) -> None:
             success = [code for code in operation["responses"] if code.startswith("2")]
             assert success, where
             if success != ["204"]:
-                content = operation["responses"][success[0]]["content"]["application/json"]
-                assert content["schema"], where
+                media = "text/event-stream" if path == "/api/events" else "application/json"
+                content = operation["responses"][success[0]]["content"]
+                assert list(content) == [media], where
+                assert content[media]["schema"], where
             assert operation.get("security") == [{"OAuth2": []}], where
             if method != "get":  # every write counts against the caller's write limit
                 assert "Retry-After" in operation["responses"]["429"]["headers"], where

@@ -121,7 +121,9 @@ async def test_a_failed_bind_inside_a_transaction_rolls_back_and_stays_usable(
     statement = unprepared("SELECT count(*) FROM tasks WHERE due_at > $1")
 
     async def count_in_transaction(argument: object) -> object:
-        async with one_connection.transaction(advisory_lock=42) as connection:
+        async with one_connection.transaction(
+            prelude="SELECT pg_advisory_xact_lock(42)"
+        ) as connection:
             return await connection.fetchval(statement, argument)
 
     with pytest.raises(RequestValidationError):

@@ -10,22 +10,18 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Message, Receive, Scope, Send
-from tasks_factories import User
+from tasks_factories import ServedApp, User
 
 from taskgate_common.request_limits import RequestLimitsMiddleware
-from taskgate_devstack.postgres import free_port
 from tasks_service.core.config import Settings
 from tasks_service.main import create_app
 
@@ -49,21 +45,10 @@ class RawResponse:
 @pytest.fixture(scope="module")
 def server_port(settings: Settings) -> Iterator[int]:
     """A tasks app of its own under a real uvicorn, default limits (1 MiB body, 16 KiB headers)."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="tasks-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the tasks server did not start on port {port}")
-        time.sleep(0.02)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=20)
+    served = ServedApp(create_app(settings), "tasks-server")
+    served.start()
+    yield served.port
+    served.stop()
 
 
 def _read_response(sock: socket.socket) -> RawResponse:

@@ -222,17 +222,18 @@ class DriverConnections:
 
     @asynccontextmanager
     async def transaction(
-        self, *, advisory_lock: int | None = None, snapshot: bool = False
+        self, *, prelude: str | None = None, snapshot: bool = False
     ) -> AsyncIterator[asyncpg.Connection]:
         """A READ COMMITTED transaction, committed on success, rolled back on any exception.
 
-        `advisory_lock` takes `pg_advisory_xact_lock(key)` in the same round trip as BEGIN.
+        `prelude`: fixed SQL text (no client value in it) run in the same round trip as BEGIN,
+        e.g. `SELECT pg_advisory_xact_lock(42)`, so taking a lock first costs no extra trip.
         `snapshot`: a read-only REPEATABLE READ transaction instead, whose statements all see
         one snapshot (a view read in several statements that must agree, e.g. totals and cards).
         """
         begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if snapshot else "BEGIN"
-        if advisory_lock is not None:
-            begin += f"; SELECT pg_advisory_xact_lock({int(advisory_lock)})"
+        if prelude is not None:
+            begin += f"; {prelude}"
         async with self.connect() as connection:
             await connection.execute(begin)
             try:

@@ -10,6 +10,7 @@ error, the gateway's own included.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -158,6 +159,32 @@ class FuzzReport:
         )
 
 
+# An event stream is checked on its head and its first event; it would never end on its own.
+STREAM_READ_SECONDS = 5.0
+
+
+async def send(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """The response, read whole; a `text/event-stream` is read to its first event only."""
+    response = await http.send(request, stream=True)
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        await response.aread()
+        return response
+    body = b""
+    try:
+        async with asyncio.timeout(STREAM_READ_SECONDS):
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if b"\n\n" in body:
+                    break
+    finally:
+        await response.aclose()
+    first_event = httpx.Response(
+        response.status_code, headers=response.headers, content=body, request=request
+    )
+    first_event.elapsed = response.elapsed
+    return first_event
+
+
 async def fuzz_api(
     http: httpx.AsyncClient,
     openapi_path: str,
@@ -191,7 +218,7 @@ async def fuzz_api(
                     # header): nothing reaches the app.
                     report.unsendable += 1
                     continue
-                response = await http.send(request)
+                response = await send(http, request)
                 report.statuses[response.status_code] += 1
                 if response.status_code >= 400 and "x-request-id" not in response.headers:
                     report.gateway_made[response.status_code] += 1

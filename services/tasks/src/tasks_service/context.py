@@ -1,5 +1,5 @@
 """What every request needs, built once per app: settings, database, key cache, revocations,
-metrics, the write limit."""
+change notifications, metrics, the write limit."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskgate_common.database import DriverConnections
 from tasks_service.core.access_tokens import TokenVerifier
+from tasks_service.core.change_listener import ChangeListener
 from tasks_service.core.config import Settings
 from tasks_service.core.jwks_cache import JwksCache
 from tasks_service.core.revocations import RevocationFollower
@@ -27,4 +28,5 @@ class TasksContext:
     jwks: JwksCache
     verifier: TokenVerifier
     revocations: RevocationFollower
+    listener: ChangeListener
     write_limits: WriteLimits | None = None  # None: rate limits disabled

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -21,14 +23,17 @@ from taskgate_common.service_app import (
     new_service_app,
 )
 from tasks_service.api import PREFIX
-from tasks_service.api.routes import board, boards, compat, tasks
+from tasks_service.api.routes import board, boards, compat, events, tasks
+from tasks_service.api.routes import changes as changes_routes
 from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import TokenVerifier
+from tasks_service.core.change_listener import ChangeListener
 from tasks_service.core.config import Settings
 from tasks_service.core.jwks_cache import JwksCache, JwksNotLoaded
 from tasks_service.core.revocations import RevocationFollower, RevocationsNotLoaded
 from tasks_service.core.write_limits import WriteLimits
 from tasks_service.metrics import TasksMetrics
+from tasks_service.services import changes
 
 SERVICE = "tasks"
 VERSION = version("taskgate-tasks")
@@ -49,6 +54,12 @@ def build_context(settings: Settings) -> TasksContext:
         jwks=jwks,
         verifier=TokenVerifier(settings, jwks),
         revocations=RevocationFollower(settings, metrics),
+        listener=ChangeListener(
+            settings.database_url,
+            metrics,
+            max_streams_per_user=settings.events_max_streams_per_user,
+            fallback_poll_seconds=settings.events_fallback_poll_seconds,
+        ),
         write_limits=WriteLimits(settings, limiter) if limiter else None,
     )
 
@@ -64,7 +75,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # down is no reason not to start (liveness answers; readiness reports both).
         await ctx.jwks.start()
         await ctx.revocations.start()
+        await ctx.listener.start()
+        purges = asyncio.create_task(changes.run_purges(ctx), name="change-log-purge")
+        restore_signals = ctx.listener.close_streams_on_signals()
         yield
+        restore_signals()
+        ctx.listener.close_streams()
+        purges.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purges
+        await ctx.listener.stop()
         await ctx.revocations.stop()
         await ctx.jwks.stop()
         await ctx.engine.dispose()
@@ -81,7 +101,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = ctx
 
     # `/api/tasks/…` (and the boards') before `/api/{user_id}/tasks/…`: fixed segments win.
-    add_routes(app, tasks.router, board.router, boards.router, compat.router)
+    add_routes(
+        app,
+        tasks.router,
+        board.router,
+        boards.router,
+        changes_routes.router,
+        events.router,
+        compat.router,
+    )
 
     async def jwks() -> dict[str, Any] | None:
         state = ctx.jwks.state()

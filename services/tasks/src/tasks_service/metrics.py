@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskgate_common.metrics import DatabaseMetrics
@@ -111,6 +111,34 @@ class TasksMetrics:
         )
         self.tasks_deleted = Counter(
             "tasks_tasks_deleted_total", "Tasks deleted", registry=registry
+        )
+        # Live updates (GET /api/events, core/change_listener.py).
+        self.event_streams = Gauge(
+            "tasks_event_streams", "Event streams open in this process", registry=registry
+        )
+        self.events_sent = Counter(
+            "tasks_events_sent_total", "Change events written to streams", registry=registry
+        )
+        self.event_lag = Histogram(
+            "tasks_event_lag_seconds",
+            "From a change's commit to its event being written to a stream",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.change_notifications = Counter(
+            "tasks_change_notifications_total",
+            "Change notifications received from PostgreSQL (LISTEN)",
+            registry=registry,
+        )
+        self.change_listener_up = Gauge(
+            "tasks_change_listener_up",
+            "1 while this process listens for change notifications; 0: streams poll the log",
+            registry=registry,
+        )
+        self.changes_purged = Counter(
+            "tasks_changes_purged_total",
+            "Change-log entries removed after the retention period",
+            registry=registry,
         )
         for trigger in ("scheduled", "unknown_kid"):
             self.jwks_refreshes.labels(trigger=trigger)

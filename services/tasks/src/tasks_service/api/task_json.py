@@ -21,7 +21,7 @@ from tasks_service.repositories.tasks import API_COLUMNS, TaskRecord, TaskRow
 _OPTIONS = orjson.OPT_UTC_Z
 
 
-def _default(value: object) -> str:
+def json_default(value: object) -> str:
     """asyncpg hands back its own UUID subclass, which orjson does not take as a UUID."""
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -51,7 +51,7 @@ def json_response(
     content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
-        orjson.dumps(content, default=_default, option=_OPTIONS),
+        orjson.dumps(content, default=json_default, option=_OPTIONS),
         status_code=status_code,
         headers=headers,
         media_type="application/json",

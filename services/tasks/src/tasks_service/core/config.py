@@ -90,6 +90,28 @@ class Settings(RateLimitSettings, ServiceSettings):
     cursor_secret_file: Path | None = Field(
         None, description="File holding the cursor key (a mounted secret); wins over the variable"
     )
+    # Live updates (docs/tasks-api.md, "Staying in sync"): the change log and its streams.
+    changes_retention_hours: float = Field(
+        168, gt=0, description="How long change-log entries are kept (older cursors get 410)"
+    )
+    changes_purge_interval_seconds: float = Field(
+        600, gt=0, description="How often a process purges entries past the retention"
+    )
+    events_heartbeat_seconds: float = Field(
+        15, gt=0, le=300, description="Idle time after which a stream sends a keep-alive comment"
+    )
+    events_max_streams_per_user: int = Field(
+        10, ge=1, le=1000, description="Event streams one user may hold open in one process"
+    )
+    events_max_stream_seconds: float = Field(
+        1800, gt=0, description="A stream's longest life; the client then reconnects"
+    )
+    events_fallback_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often streams read the log while LISTEN is down"
+    )
+    events_ticket_ttl_seconds: float = Field(
+        30, gt=0, le=300, description="Lifetime of a single-use stream ticket"
+    )
     # Abuse protection (docs/security.md): writes per user, in the `limits` notation.
     rate_limit_writes_per_user: str = Field(
         "120/minute", description="Task writes (any method but GET/HEAD/OPTIONS) per user"

@@ -91,12 +91,16 @@ class TaskRecord:
         return cls(**values)
 
 
-def owner_lock_key(owner_id: uuid.UUID) -> int:
-    """The advisory-lock key that serialises one owner's placements (create, move, column
-    change) and board and column changes until commit: "read the neighbours, pick a position"
-    becomes atomic without table locks, and one user's concurrent writes are rare, so it costs
-    nothing in practice."""
-    return int.from_bytes(owner_id.bytes[:8], "big", signed=True)
+def owner_lock(owner_id: uuid.UUID) -> str:
+    """The statement that takes the owner's lock (`lock_owner`, migration 0004) until commit,
+    for `DriverConnections.transaction(prelude=...)`.
+
+    Every write of an owner holds it, taken before any row: it serialises one owner's
+    placements ("read the neighbours, pick a position" becomes atomic without table locks)
+    and makes the owner's change-log entries visible in `seq` order, which gapless sync
+    needs. One user's concurrent writes are rare, so it costs nothing in practice.
+    """
+    return f"SELECT lock_owner('{uuid.UUID(str(owner_id))}'::uuid)"
 
 
 async def add(db: Connection, owner_id: uuid.UUID, values: dict[str, Any]) -> TaskRecord:
@@ -201,8 +205,11 @@ async def change_in_place(
     differs = [
         f"{name} IS DISTINCT FROM {placeholder}" for name, placeholder in placeholders.items()
     ]
+    # The owner's lock is taken by the statement itself, before it locks the row (see
+    # `owner_lock`): the join with a one-row subquery evaluates it before the update.
     sql = (
         f"UPDATE tasks SET {', '.join(assignments)}, version = version + 1, updated_at = now()"
+        " FROM (SELECT lock_owner($2)) AS locked"
         f" WHERE id = $1 AND owner_id = $2 AND ({' OR '.join(differs)})"
     )
     if versions is not None:
@@ -214,8 +221,11 @@ async def change_in_place(
 async def remove_in_place(
     db: Connection, owner_id: uuid.UUID, task_id: uuid.UUID, versions: list[int] | None
 ) -> bool:
-    """One statement: delete the task while its version is one of `versions` (None: any)."""
-    sql = "DELETE FROM tasks WHERE id = $1 AND owner_id = $2"
+    """One statement: delete the task while its version is one of `versions` (None: any),
+    holding the owner's lock as `change_in_place` does."""
+    sql = (
+        "DELETE FROM tasks USING (SELECT lock_owner($2)) AS locked WHERE id = $1 AND owner_id = $2"
+    )
     params: list[Any] = [task_id, owner_id]
     if versions is not None:
         sql += f" AND version = ANY({sql_value(params, versions)}::int[])"

@@ -18,7 +18,7 @@ from tasks_service.core.etags import IfMatch, check_if_match
 from tasks_service.models import TaskStatus
 from tasks_service.repositories import boards
 from tasks_service.repositories.boards import BoardRecord, ColumnRecord
-from tasks_service.repositories.tasks import NOW, Connection, owner_lock_key
+from tasks_service.repositories.tasks import NOW, Connection, owner_lock
 from tasks_service.schemas import BoardCreate, BoardPatch, ColumnCreate, ColumnPatch, Placement
 
 
@@ -93,14 +93,14 @@ async def list_boards(
         found = await boards.list_boards(db, owner, archived=archived)
     if found or archived:
         return found
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         await ensure_default_board(db, owner)
         return await boards.list_boards(db, owner, archived=archived)
 
 
 async def create_board(ctx: TasksContext, principal: Principal, body: BoardCreate) -> BoardRecord:
     owner = principal.user_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         await ensure_default_board(db, owner)
         if await boards.count_boards(db, owner) >= boards.MAX_BOARDS:
             raise ApiError(409, "too_many_boards", f"At most {boards.MAX_BOARDS} boards")
@@ -118,7 +118,7 @@ async def change_board(
     if_match: IfMatch | None,
 ) -> BoardRecord:
     owner = principal.user_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         board = await boards.get_board(db, owner, board_id, for_update=True)
         if board is None:
             raise board_not_found()
@@ -143,7 +143,7 @@ async def delete_board(
     """A board that holds cards goes only with `delete_tasks=true`: one call cannot lose them
     by accident. Deleting the default board is allowed; the next first use makes a new one."""
     owner = principal.user_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         board = await boards.get_board(db, owner, board_id, for_update=True)
         if board is None:
             raise board_not_found()
@@ -163,7 +163,7 @@ async def move_board(
     ctx: TasksContext, principal: Principal, board_id: uuid.UUID, body: Placement
 ) -> BoardRecord:
     owner = principal.user_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         siblings = await boards.list_boards(db, owner, archived=None)
         order = _reordered([board.id for board in siblings], board_id, body, board_not_found)
         await boards.renumber_boards(db, owner, order)
@@ -197,7 +197,7 @@ async def create_column(
     ctx: TasksContext, principal: Principal, board_id: uuid.UUID, body: ColumnCreate
 ) -> ColumnRecord:
     owner = principal.user_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         board = await get_board(db, owner, board_id)
         if len(await boards.columns_of(db, board.id)) >= boards.MAX_COLUMNS:
             raise ApiError(409, "too_many_columns", f"At most {boards.MAX_COLUMNS} columns")
@@ -212,7 +212,7 @@ async def change_column(
     if_match: IfMatch | None,
 ) -> ColumnRecord:
     owner = principal.user_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         column = await get_column(db, owner, column_id, for_update=True)
         check_if_match(if_match, column.version, "column")
         values = {
@@ -237,7 +237,7 @@ async def delete_column(
     """Refused (409) for a board's last column, and for a column that holds cards unless
     `move_to` names the column (of any of the user's boards) they go to, at its end."""
     owner = principal.user_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         column = await get_column(db, owner, column_id, for_update=True)
         check_if_match(if_match, column.version, "column")
         if len(await boards.columns_of(db, column.board_id)) <= 1:
@@ -263,7 +263,7 @@ async def move_column(
     ctx: TasksContext, principal: Principal, column_id: uuid.UUID, body: Placement
 ) -> ColumnRecord:
     owner = principal.user_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         column = await get_column(db, owner, column_id)
         siblings = await boards.columns_of(db, column.board_id)
         order = _reordered([item.id for item in siblings], column.id, body, column_not_found)

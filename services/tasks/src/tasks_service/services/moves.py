@@ -10,7 +10,7 @@ from tasks_service.context import TasksContext
 from tasks_service.core.access_tokens import Principal
 from tasks_service.core.etags import IfMatch
 from tasks_service.repositories import tasks
-from tasks_service.repositories.tasks import TaskRecord, owner_lock_key
+from tasks_service.repositories.tasks import TaskRecord, owner_lock
 from tasks_service.schemas import MoveRequest
 from tasks_service.services.boards import get_column, wip_limit_reached
 from tasks_service.services.placement import place
@@ -31,7 +31,7 @@ async def move(
     """
     owner = principal.user_id
     anchor_id = request.before_id or request.after_id
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         task = await tasks.get(db, owner, task_id, for_update=True)
         if task is None:
             raise not_found()

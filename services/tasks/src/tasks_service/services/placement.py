@@ -1,6 +1,6 @@
 """Choosing a card's position in a column, rebalancing the column only when a gap is used up.
 
-Callers hold the owner's lock (`tasks.owner_lock_key`), so neighbours cannot change underneath.
+Callers hold the owner's lock (`tasks.owner_lock`), so neighbours cannot change underneath.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from tasks_service.core.etags import IfMatch, check_if_match
 from tasks_service.models import TaskStatus
 from tasks_service.repositories import boards, tasks
 from tasks_service.repositories.boards import ColumnRecord
-from tasks_service.repositories.tasks import NOW, Connection, TaskRecord, owner_lock_key
+from tasks_service.repositories.tasks import NOW, Connection, TaskRecord, owner_lock
 from tasks_service.schemas import TaskCreate, TaskPatch, TaskReplace
 from tasks_service.services.boards import (
     column_for_category,
@@ -127,7 +127,7 @@ async def create(ctx: TasksContext, principal: Principal, body: TaskCreate) -> T
     owner = principal.user_id
     fields = body.model_dump(exclude={"board_id", "column_id", "status"})
     status = body.status if "status" in body.model_fields_set else None
-    async with ctx.db.transaction(advisory_lock=owner_lock_key(owner)) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         column = await destination(
             db, owner, column_id=body.column_id, board_id=body.board_id, status=status
         )
@@ -170,8 +170,7 @@ async def _update(
 ) -> TaskRecord:
     """Apply what `wanted(task)` returns; when nothing differs there is no write, no new version."""
     owner = principal.user_id
-    lock = owner_lock_key(owner) if may_change_column else None
-    async with ctx.db.transaction(advisory_lock=lock) as db:
+    async with ctx.db.transaction(prelude=owner_lock(owner)) as db:
         task = await _locked(db, principal, task_id, if_match)
         requested = wanted(task)
         status = requested.pop("status", None)
@@ -308,7 +307,7 @@ async def delete(
             raise not_found()
         check_precondition(current, if_match)
         # The version changed to a matching one between the two statements: try again.
-    async with ctx.db.transaction() as db:
+    async with ctx.db.transaction(prelude=owner_lock(principal.user_id)) as db:
         task = await _locked(db, principal, task_id, if_match)
         await tasks.remove(db, task)
     ctx.metrics.tasks_deleted.inc()
