@@ -66,6 +66,7 @@ MIDDLEWARE_TYPES = {
     "buffering",
     "compress",
     "replacePath",
+    "inFlightReq",
 }
 # The CRD's Redis options reference Secrets instead of carrying credentials inline.
 REDIS_KEYS = {"endpoints", "dialTimeout", "readTimeout", "writeTimeout", "db", "poolSize"}

@@ -19,6 +19,7 @@ Figures are printed (`-s`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import shutil
@@ -34,6 +35,7 @@ import jwt
 import pytest
 from e2e_support import GatewayAccount, new_account, temporary_stack
 from reliability_support import all_tasks, own_ip_client, wait_until
+from sse_client import open_stream
 
 from auth_service.core.signing_keys import write_new_key
 from taskgate_devstack.pytest_plugin import NO_REDIS
@@ -241,6 +243,35 @@ async def test_a_list_cursor_from_one_tasks_replica_works_at_the_other(
         )
     assert following.status_code == 200, following.text
     assert following.json()["items"][0]["id"] != page.json()["items"][0]["id"]
+
+
+async def test_a_change_through_either_replica_reaches_streams_on_both(
+    replicated: DevStack, gateway: httpx.AsyncClient
+) -> None:
+    """Streams of one user held by both tasks replicas (the gateway spreads them) each get
+    every change, whichever replica took the write: LISTEN/NOTIFY on the shared database."""
+    account = await new_account(gateway)
+    async with contextlib.AsyncExitStack() as streams:
+        readers = []
+        for _ in range(4):
+            reader = await streams.enter_async_context(
+                open_stream(gateway, headers=account.headers, timeout=30)
+            )
+            assert (await reader.next()).event == "ready"
+            readers.append(reader)
+        held = {
+            name: sample(text, "tasks_event_streams")
+            for name, text in (await metrics(replicated, "tasks")).items()
+        }
+        assert held == {"tasks": 2.0, "tasks_2": 2.0}, held
+        for title in ("one", "two", "three", "four"):
+            created = await gateway.post(
+                "/api/tasks", json={"title": title}, headers=account.headers
+            )
+            assert created.status_code == 201
+            for reader in readers:
+                entries = await reader.until(created.json()["id"], timeout=5)
+                assert entries[-1]["data"]["title"] == title
 
 
 # --- load ----------------------------------------------------------------------------------

@@ -69,6 +69,16 @@ class EventReader:
             found.append(event.json())
         return found
 
+    async def until(self, entity_id: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Change entries up to and including the first about `entity_id`."""
+        found: list[dict[str, Any]] = []
+        async with asyncio.timeout(timeout):
+            while not found or found[-1]["id"] != entity_id:
+                event = await self._next(comments=False)
+                assert event.event == "change", event
+                found.append(event.json())
+        return found
+
     async def nothing_within(self, seconds: float) -> None:
         """Fails if an event arrives within `seconds` (comments are not events)."""
         try:
