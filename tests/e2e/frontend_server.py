@@ -1,4 +1,5 @@
-"""A frontend's dev server, reduced to one page: the README's frontend code, on loopback.
+"""A frontend's dev server, reduced to one page: the README's frontend code and the sync code
+of docs/tasks-api.md ("Staying in sync"), on loopback.
 
 A real HTTP server, not a page made up by the browser driver: Chromium puts a page it did not
 load from the network in the public address space, and then refuses its calls to the gateway on
@@ -16,23 +17,30 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-README = Path(__file__).parents[2] / "README.md"
-SNIPPET = re.compile(r"<!-- frontend-snippet:start -->\s*```js\n(.*?)```", re.DOTALL)
+ROOT = Path(__file__).parents[2]
 README_API = 'const API = "http://localhost:8080";'
+
+
+def snippet(document: str, name: str) -> str:
+    """The code between `<!-- {name}:start -->` and its end in `document`, as written there."""
+    pattern = re.compile(rf"<!-- {name}:start -->\s*```js\n(.*?)```", re.DOTALL)
+    match = pattern.search((ROOT / document).read_text())
+    assert match, f"{document} has no {name}"
+    return match.group(1)
 
 
 def readme_snippet() -> str:
     """The README's frontend code, as written there."""
-    match = SNIPPET.search(README.read_text())
-    assert match, "README.md has no frontend snippet"
-    assert README_API in match.group(1)
-    return match.group(1)
+    code = snippet("README.md", "frontend-snippet")
+    assert README_API in code
+    return code
 
 
 def page_html() -> bytes:
     script = readme_snippet().replace(
         README_API, 'const API = new URLSearchParams(location.search).get("api");'
     )
+    script += snippet("docs/tasks-api.md", "sync-snippet")
     return f"<!doctype html><title>frontend</title><script>{script}</script>".encode()
 
 

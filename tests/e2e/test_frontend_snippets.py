@@ -184,3 +184,65 @@ def test_a_page_on_an_origin_nobody_listed_is_refused_clearly(stack: DevStack) -
     assert "http://localhost:3001" in body["detail"]
     assert "TASKS_CORS_ORIGINS" in body["detail"]
     assert "access-control-allow-origin" not in preflight.headers
+
+
+SYNC = """async ({username, password}) => {
+  await login(username, password);
+  window.seen = [];
+  window.loads = 0;
+  await syncFrom(async () => { window.loads += 1; }, (change) => window.seen.push(change));
+  const { data: task } = await createTask("made in this tab");
+  return task.id;
+}"""
+
+SEEN = """async (id) => {
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline) {
+    const change = window.seen.find((c) => c.id === id);
+    if (change) return { op: change.op, data: change.data, loads: window.loads };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return null;
+}"""
+
+
+def test_the_sync_code_follows_changes_live_from_this_tab_and_another_device(
+    context: BrowserContext,
+    stack: DevStack,
+    frontend_server: FrontendServer,
+    sync_gateway: httpx.Client,
+) -> None:
+    """docs/tasks-api.md's EventSource code, with a stream ticket, through the gateway: the
+    page's own change and one made by another login of the same user (another device)."""
+    api = _gateway(stack, "localhost")
+    page = open_frontend(context, frontend_server, "localhost", api)
+    account = _register(sync_gateway)
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+
+    own_id = page.evaluate(SYNC, account)
+    own = page.evaluate(SEEN, own_id)
+    assert own is not None
+    assert own["op"] == "upsert"
+    assert own["data"]["title"] == "made in this tab"
+    assert own["loads"] == 1
+
+    device = sync_gateway.post("/auth/login", json=account)
+    assert device.status_code == 200, device.text
+    elsewhere = sync_gateway.post(
+        "/api/tasks",
+        json={"title": "made on a phone"},
+        headers={"Authorization": f"Bearer {device.json()['access_token']}"},
+    )
+    assert elsewhere.status_code == 201
+    deleted = sync_gateway.delete(
+        f"/api/tasks/{own_id}",
+        headers={"Authorization": f"Bearer {device.json()['access_token']}"},
+    )
+    assert deleted.status_code == 204
+    seen = page.evaluate(SEEN, elsewhere.json()["id"])
+    assert seen is not None
+    assert seen["data"]["title"] == "made on a phone"
+    ops = page.evaluate("(id) => window.seen.filter((c) => c.id === id).map((c) => c.op)", own_id)
+    assert ops == ["upsert", "delete"]
+    assert console_errors == []
