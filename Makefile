@@ -40,6 +40,7 @@ bench: install ## measure the hot paths (see bench/)
 	$(UV) run python bench/crypto_costs.py
 	$(UV) run python bench/revocation_delay.py
 	$(UV) run python bench/run.py
+	$(UV) run python bench/event_streams.py
 
 .PHONY: bench-scale
 bench-scale: install ## task paths at 1k, 10k and 100k tasks for one user among 10,000 users (minutes)
