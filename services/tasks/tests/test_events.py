@@ -50,8 +50,9 @@ def replica_a(settings: Settings) -> Iterator[ServedApp]:
 
 @pytest.fixture(scope="module")
 def replica_b(settings: Settings) -> Iterator[ServedApp]:
-    """A second process's worth of app on the same database (its own LISTEN connection)."""
-    served = start_server(settings, "tasks-replica-b")
+    """A second process's worth of app on the same database (its own LISTEN connection), with
+    a heartbeat of 2 minutes."""
+    served = start_server(settings, "tasks-replica-b", events_heartbeat_seconds=120)
     yield served
     served.stop()
 
@@ -146,23 +147,24 @@ async def test_a_stream_ends_when_its_token_expires(
             await stream.next(timeout=5)
 
 
-async def test_a_logout_ends_the_stream(
-    http_a: httpx.AsyncClient, alice: User, auth_server: AuthServer
+async def test_a_logout_ends_the_stream_within_the_revocation_delay(
+    http_b: httpx.AsyncClient, alice: User, auth_server: AuthServer
 ) -> None:
-    """Within the revocation feed's delay (and one heartbeat): no stream outlives its login."""
+    """The revocation feed (polled every second) rings the user's streams: the stream ends
+    seconds after the logout, not at its next heartbeat (2 minutes on this replica)."""
     async with httpx.AsyncClient(base_url=auth_server.base_url, timeout=30) as auth:
         login = await auth.post(
             "/auth/login", json={"username": alice.username, "password": alice.password}
         )
         assert login.status_code == 200, login.text
         tokens = login.json()
-        async with open_stream(http_a, headers=bearer(tokens["access_token"])) as stream:
+        async with open_stream(http_b, headers=bearer(tokens["access_token"])) as stream:
             await ready(stream)
             logout = await auth.post(
                 "/auth/logout", json={"refresh_token": tokens["refresh_token"]}
             )
             assert logout.status_code in (200, 204), logout.text
-            end = await stream.next(timeout=20)
+            end = await stream.next(timeout=30)
             assert end.event == "end"
             assert end.json()["code"] == "token_revoked"
 

@@ -45,6 +45,14 @@ def build_context(settings: Settings) -> TasksContext:
     metrics = TasksMetrics(registry)
     jwks = JwksCache(settings, metrics)
     limiter = build_limiter(settings, registry, SERVICE)
+    revocations = RevocationFollower(settings, metrics)
+    listener = ChangeListener(
+        settings.database_url,
+        metrics,
+        max_streams_per_user=settings.events_max_streams_per_user,
+        fallback_poll_seconds=settings.events_fallback_poll_seconds,
+    )
+    revocations.on_revoked = listener.wake_owners  # a logout ends its streams at once
     return TasksContext(
         settings=settings,
         engine=engine,
@@ -53,13 +61,8 @@ def build_context(settings: Settings) -> TasksContext:
         metrics=metrics,
         jwks=jwks,
         verifier=TokenVerifier(settings, jwks),
-        revocations=RevocationFollower(settings, metrics),
-        listener=ChangeListener(
-            settings.database_url,
-            metrics,
-            max_streams_per_user=settings.events_max_streams_per_user,
-            fallback_poll_seconds=settings.events_fallback_poll_seconds,
-        ),
+        revocations=revocations,
+        listener=listener,
         write_limits=WriteLimits(settings, limiter) if limiter else None,
     )
 

@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -99,6 +99,12 @@ class ChangeListener:
     def _wake(self, owner_id: uuid.UUID) -> None:
         for subscription in self._subscribers.get(owner_id, ()):
             subscription.wake.set()
+
+    def wake_owners(self, owner_ids: Iterable[uuid.UUID]) -> None:
+        """Ring these owners' streams for another reason than a change (e.g. a revocation
+        they must check at once)."""
+        for owner_id in owner_ids:
+            self._wake(owner_id)
 
     def _wake_all(self) -> None:
         for streams in self._subscribers.values():

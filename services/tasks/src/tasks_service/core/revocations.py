@@ -163,6 +163,9 @@ class RevocationFollower:
         self._last_error: str | None = None
         self._runner: asyncio.Task[None] | None = None
         self._polling = asyncio.Lock()
+        # Told which users have new revocations, so that their open event streams end now
+        # rather than at their next heartbeat (main.py wires the change listener in).
+        self.on_revoked: Callable[[set[uuid.UUID]], None] | None = None
 
     # The request path: dict look-ups only.
 
@@ -321,6 +324,8 @@ class RevocationFollower:
                     forget_at_user = forget_at
                 self._users[entry.user_id] = (lowest, forget_at_user)
             self._metrics.revocation_entries.labels(kind=entry.kind).inc()
+        if self.on_revoked is not None and page.entries:
+            self.on_revoked({entry.user_id for entry in page.entries})
 
     def _prune(self) -> None:
         now = self._clock()

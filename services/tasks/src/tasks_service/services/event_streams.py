@@ -145,6 +145,7 @@ class EventStream:
         started = time.monotonic()
         ends_at = min(principal.expires_at, time.time() + settings.events_max_stream_seconds)
         last_sent = started
+        read = True  # the log is read at the start, on a wake-up, and on each poll
         while True:
             if listener.closing:
                 yield End("server_shutdown", "The server is restarting; reconnect")
@@ -154,17 +155,19 @@ class EventStream:
             ):
                 yield End("token_revoked", "The token was revoked; log in again")
                 return
-            subscription.wake.clear()
-            entries, more = await self._read()
-            for entry in entries:
-                yield entry
-                self.cursor = entry.seq
-                metrics.events_sent.inc()
-                metrics.event_lag.observe(max(0.0, time.time() - entry.changed_at.timestamp()))
-            if entries:
-                last_sent = time.monotonic()
-            if more:
-                continue
+            if read:
+                subscription.wake.clear()
+                entries, more = await self._read()
+                for entry in entries:
+                    yield entry
+                    self.cursor = entry.seq
+                    metrics.events_sent.inc()
+                    lag = time.time() - entry.changed_at.timestamp()
+                    metrics.event_lag.observe(max(0.0, lag))
+                if entries:
+                    last_sent = time.monotonic()
+                if more:
+                    continue
             remaining = ends_at - time.time()
             if remaining <= 0:
                 if ends_at >= principal.expires_at:
@@ -172,13 +175,17 @@ class EventStream:
                 else:
                     yield End("stream_max_age", "The stream reached its maximum age; reconnect")
                 return
+            poll = listener.poll_interval()
             wait = min(
                 remaining,
                 settings.events_heartbeat_seconds - (time.monotonic() - last_sent),
-                listener.poll_interval() or remaining,
+                poll or remaining,
             )
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(subscription.wake.wait(), timeout=max(wait, 0.0))
+                read = True
+            except TimeoutError:
+                read = poll is not None
             if time.monotonic() - last_sent >= settings.events_heartbeat_seconds:
                 yield Heartbeat()
                 last_sent = time.monotonic()
