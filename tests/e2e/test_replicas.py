@@ -274,6 +274,26 @@ async def test_a_change_through_either_replica_reaches_streams_on_both(
                 assert entries[-1]["data"]["title"] == title
 
 
+async def test_a_replica_stopping_ends_its_streams_with_a_reason(
+    replicated: DevStack, gateway: httpx.AsyncClient
+) -> None:
+    """SIGTERM ends a replica's open streams with `server_shutdown` (after its drain), so the
+    process can stop (uvicorn waits for open answers) and clients reconnect elsewhere."""
+    account = await new_account(gateway)
+    async with (
+        client(replicated.url("tasks_2")) as direct,
+        open_stream(direct, headers=account.headers, timeout=60) as stream,
+    ):
+        assert (await stream.next()).event == "ready"
+        stopping = asyncio.create_task(asyncio.to_thread(replicated.stop_service, "tasks_2"))
+        end = await stream.next(timeout=60)
+        await stopping
+    assert end.event == "end"
+    assert end.json()["code"] == "server_shutdown"
+    await asyncio.to_thread(replicated.start_service, "tasks_2")
+    await wait_until(lambda: in_gateway_pool(replicated, "tasks_2"), timeout=60)
+
+
 # --- load ----------------------------------------------------------------------------------
 
 

@@ -38,7 +38,8 @@ class EventReader:
             return await self._next(comments)
 
     async def _next(self, comments: bool) -> Event:
-        name, data, event_id = "message", [], None
+        name, event_id = "message", None
+        data: list[str] = []
         async for line in self._lines:
             if line == "":
                 if data or name != "message":

@@ -100,14 +100,17 @@ class ShutdownDrain:
         self._hand_on(signum, None)
 
     def _hand_on(self, signum: int, frame: FrameType | None) -> None:
-        """What SIGTERM would have done without us: the server's handler, else the default
-        action (the process ends), unless it was ignored."""
-        previous = self._previous
-        if callable(previous):
-            previous(signum, frame)
-        elif previous in (signal.SIG_DFL, None):
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
+        hand_on(self._previous, signum, frame)
+
+
+def hand_on(previous: SignalHandler, signum: int, frame: FrameType | None) -> None:
+    """What a signal would have done without a handler chained in front: the previous handler
+    (the server's), else the default action (the process ends), unless it was ignored."""
+    if callable(previous):
+        previous(signum, frame)
+    elif previous in (signal.SIG_DFL, None):
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
 
 
 def install_graceful_shutdown(app: FastAPI, service: str) -> ShutdownDrain:

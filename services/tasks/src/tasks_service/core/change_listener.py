@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from taskgate_common.graceful_shutdown import SignalHandler, hand_on
 from tasks_service.metrics import TasksMetrics
 
 logger = logging.getLogger("taskgate.tasks.changes")
@@ -124,18 +125,13 @@ class ChangeListener:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         loop = asyncio.get_running_loop()
-        previous: dict[int, Any] = {
+        previous: dict[int, SignalHandler] = {
             number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)
         }
 
         def on_signal(number: int, frame: FrameType | None) -> None:
             loop.call_soon_threadsafe(self.close_streams)
-            handler = previous[number]
-            if callable(handler):
-                handler(number, frame)
-            elif handler in (signal.SIG_DFL, None):
-                signal.signal(number, signal.SIG_DFL)
-                signal.raise_signal(number)
+            hand_on(previous[number], number, frame)
 
         for number in previous:
             signal.signal(number, on_signal)
