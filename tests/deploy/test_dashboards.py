@@ -193,7 +193,9 @@ def test_the_dashboards_read_the_series_the_issue_asks_for() -> None:
 
 def test_grafana_is_provisioned_in_compose(compose: dict[str, Any]) -> None:
     grafana = compose["services"]["grafana"]
-    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", grafana["image"]), "pin a version"
+    # A variable whose default pins a version and a digest (docs/operations.md, "Images").
+    pinned = r"\$\{GRAFANA_IMAGE:-grafana/grafana:\d+\.\d+\.\d+@sha256:[0-9a-f]{64}\}"
+    assert re.fullmatch(pinned, grafana["image"]), "pin a version and its digest"
     assert grafana["ports"]
     assert all(str(p).startswith("127.0.0.1:") for p in grafana["ports"])
     assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"

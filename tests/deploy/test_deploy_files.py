@@ -32,8 +32,21 @@ def _default_services(compose: dict[str, Any]) -> set[str]:
     return {name for name, service in compose["services"].items() if not service.get("profiles")}
 
 
+def _image(service: dict[str, Any]) -> str:
+    """The default of the service's `${NAME_IMAGE:-reference}` (each image is a variable)."""
+    match = re.fullmatch(r"\$\{[A-Z]+_IMAGE:-([^}]+)\}", service["image"])
+    assert match, service["image"]
+    return match.group(1)
+
+
+# One-shot: copies the secrets into volumes with their consumers' owners, then exits.
+ONE_SHOT = {"init"}
+
+
 def test_compose_has_every_part(compose: dict[str, Any]) -> None:
     assert _default_services(compose) == {
+        "init",
+        "gateway-upstreams",
         "traefik",
         "auth",
         "auth-db",
@@ -44,13 +57,59 @@ def test_compose_has_every_part(compose: dict[str, Any]) -> None:
         "grafana",
     }
     assert set(compose["services"]) - _default_services(compose) == {"mailpit"}
-    assert compose["services"]["traefik"]["image"].startswith("traefik:v3")
+    assert _image(compose["services"]["traefik"]).startswith("traefik:v3.")
     for db in ("auth-db", "tasks-db"):
-        assert compose["services"][db]["image"] == "postgres:17"
+        assert re.fullmatch(
+            r"postgres:17\.\d+-bookworm@sha256:[0-9a-f]{64}", _image(compose["services"][db])
+        )
+
+
+def test_images_are_pinned_by_tag_and_digest(compose: dict[str, Any]) -> None:
+    """Exact tags; a digest wherever one could be checked against two independent sources
+    (docs/operations.md, "Images"). The services' base image likewise, in both places."""
+    for name in ("redis", "auth-db", "tasks-db", "prometheus", "grafana"):
+        assert re.search(
+            r":[\w.-]*\d+\.\d+[\w.-]*@sha256:[0-9a-f]{64}$", _image(compose["services"][name])
+        ), name
+    assert re.fullmatch(r"traefik:v3\.\d+\.\d+", _image(compose["services"]["traefik"]))
+    for service in ("auth", "tasks"):
+        arg = compose["services"][service]["build"]["args"]["PYTHON_IMAGE"]
+        dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
+        assert (
+            f"ARG PYTHON_IMAGE={arg.removeprefix('${PYTHON_IMAGE:-').removesuffix('}')}\n"
+            in dockerfile
+        )
+        assert "@sha256:" in arg
+
+
+def test_every_long_running_service_is_hardened(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if name in ONE_SHOT:
+            assert service["cap_drop"] == ["ALL"]
+            assert set(service["cap_add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER"}
+            assert service["network_mode"] == "none"
+            continue
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "cap_add" not in service, name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        for limit in ("mem_limit", "cpus", "pids_limit"):
+            assert service[limit], (name, limit)
+        assert service["logging"]["options"]["max-size"], name
+        assert service.get("user", "") not in ("0", "root", "0:0"), name
+
+
+def test_no_subnet_is_pinned(compose: dict[str, Any]) -> None:
+    """Pinned subnets collided with Docker's address pools (issue 21)."""
+    for name, network in compose["networks"].items():
+        assert not (network or {}).get("ipam"), name
 
 
 def test_every_service_has_a_healthcheck_and_restart_policy(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no"
+            continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", name
     assert compose["services"]["traefik"]["healthcheck"]["test"][:3] == [
@@ -83,23 +142,56 @@ def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
         assert services["traefik"]["depends_on"][upstream]["condition"] == "service_healthy"
 
 
-def test_signing_key_is_a_secret_and_passwords_come_from_env(compose: dict[str, Any]) -> None:
-    auth = compose["services"]["auth"]
-    assert auth["secrets"] == ["auth_signing_key"]
-    assert auth["environment"]["AUTH_SIGNING_KEY_FILE"] == "/run/secrets/auth_signing_key"
-    assert "auth_signing_key" in compose["secrets"]
+def test_the_key_and_the_passwords_are_secret_files(compose: dict[str, Any]) -> None:
+    """Files copied by `init` into each consumer's volume, owned by its user; no password in
+    any environment variable (`docker inspect` shows those)."""
+    services = compose["services"]
+    assert set(services["init"]["secrets"]) == {
+        "auth_signing_key",
+        "auth_db_password",
+        "tasks_db_password",
+    }
+    for name in ("auth_signing_key", "auth_db_password", "tasks_db_password"):
+        assert compose["secrets"][name]["file"].startswith("${")  # a path the operator chooses
+    for name, volume in (
+        ("auth", "auth-secrets"),
+        ("tasks", "tasks-secrets"),
+        ("auth-db", "auth-db-secrets"),
+        ("tasks-db", "tasks-db-secrets"),
+    ):
+        assert f"{volume}:/run/secrets:ro" in services[name]["volumes"], name
+        assert "secrets" not in services[name], name  # a bind mount keeps the host's owner
+    auth, tasks = services["auth"]["environment"], services["tasks"]["environment"]
+    assert auth["AUTH_SIGNING_KEY_FILE"] == "/run/secrets/auth_signing_key"
+    assert auth["AUTH_DATABASE_PASSWORD_FILE"] == "/run/secrets/auth_db_password"
+    assert tasks["TASKS_DATABASE_PASSWORD_FILE"] == "/run/secrets/tasks_db_password"
+    for url in (auth["AUTH_DATABASE_URL"], tasks["TASKS_DATABASE_URL"]):
+        assert re.fullmatch(r"postgresql\+asyncpg://taskgate_\w+@[\w-]+:5432/\w+", url), url
+    for db in ("auth-db", "tasks-db"):
+        env = services[db]["environment"]
+        assert "POSTGRES_PASSWORD" not in env
+        assert env["POSTGRES_PASSWORD_FILE"].startswith("/run/secrets/")
     text = (ROOT / "compose.yaml").read_text()
     assert "BEGIN" not in text  # no key material inline
-    example = (ROOT / ".env.example").read_text()
-    for variable in set(re.findall(r"\$\{([A-Z_]+)[:}?-]", text)):
-        if variable.endswith("PASSWORD"):
-            assert f"{variable}=" in example, f"{variable} missing from .env.example"
+    assert "DB_PASSWORD}" not in text
+    assert "DB_PASSWORD:" not in text
 
 
 def test_the_gateway_mounts_the_same_files_make_dev_uses(compose: dict[str, Any]) -> None:
     volumes = compose["services"]["traefik"]["volumes"]
     assert "./gateway/traefik.yml:/etc/traefik/traefik.yml:ro" in volumes
-    assert "./gateway/dynamic:/etc/traefik/dynamic:ro" in volumes
+    # gateway/dynamic, with every replica's address written in by gateway-upstreams.
+    assert "gateway-dynamic:/etc/traefik/dynamic:ro" in volumes
+    upstreams = compose["services"]["gateway-upstreams"]
+    assert "./gateway/dynamic:/etc/taskgate/gateway-dynamic:ro" in upstreams["volumes"]
+    assert "gateway-dynamic:/var/lib/gateway-dynamic" in upstreams["volumes"]
+    assert compose["services"]["traefik"]["depends_on"]["gateway-upstreams"] == {
+        "condition": "service_healthy"
+    }
+    # The upstream lists it rewrites are the ones taskgate.yml reads.
+    dynamic = (ROOT / "gateway" / "dynamic" / "taskgate.yml").read_text()
+    for variable in ("TASKGATE_AUTH_URL", "TASKGATE_TASKS_URL"):
+        assert f'splitList "," (env "{variable}")' in dynamic
     devstack = (ROOT / "deploy" / "devstack.toml").read_text()
     assert 'static = "gateway/traefik.yml"' in devstack
     assert 'dynamic = "gateway/dynamic"' in devstack
@@ -178,10 +270,18 @@ def test_traefik_dynamic_config_matches_its_schema() -> None:
 
 def test_prometheus_scrapes_the_gateway_and_both_services() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    targets = {
-        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
-    }
-    assert targets == {"traefik": ["traefik:8082"], "auth": ["auth:8000"], "tasks": ["tasks:8000"]}
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["traefik"]["static_configs"][0]["targets"] == ["traefik:8082"]
+    # Every replica of a service: its name resolves to each container's address.
+    for service in ("auth", "tasks"):
+        (discovery,) = jobs[service]["dns_sd_configs"]
+        assert discovery == {
+            "names": [service],
+            "type": "A",
+            "port": 8000,
+            "refresh_interval": "5s",
+        }
+    assert set(jobs) == {"traefik", "auth", "tasks"}
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed")
@@ -197,7 +297,7 @@ def test_prometheus_scrapes_the_gateway_and_both_services() -> None:
 def test_mailpit_is_only_in_the_dev_profile(compose: dict[str, Any]) -> None:
     mailpit = compose["services"]["mailpit"]
     assert mailpit["profiles"] == ["dev"]
-    assert mailpit["image"].startswith("axllent/mailpit:v1")
+    assert _image(mailpit).startswith("axllent/mailpit:v1")
     assert mailpit["ports"] == ["127.0.0.1:${MAILPIT_UI_PORT:-8025}:8025"]  # the UI only
     # Reachable from auth (SMTP_HOST=mailpit) on a network they share.
     assert set(mailpit["networks"]) & set(compose["services"]["auth"]["networks"])
@@ -239,7 +339,7 @@ def test_the_dev_launcher_starts_an_smtp_sink_for_auth() -> None:
 def test_compose_shares_one_redis_for_every_rate_limit(compose: dict[str, Any]) -> None:
     services = compose["services"]
     redis = services["redis"]
-    assert redis["image"].startswith("redis:")
+    assert _image(redis).startswith("redis:")
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert "volumes" not in redis  # counters only: nothing to keep
     assert redis["networks"] == ["ratelimit-internal"]
@@ -251,7 +351,8 @@ def test_compose_shares_one_redis_for_every_rate_limit(compose: dict[str, Any]) 
     # X-Forwarded-For is believed from the gateway's network only, by auth, the one service
     # that counts per client address (tasks counts per user and has no such setting).
     assert (
-        services["auth"]["environment"]["AUTH_TRUSTED_PROXIES"] == "${EDGE_SUBNET:-172.28.0.0/24}"
+        services["auth"]["environment"]["AUTH_TRUSTED_PROXIES"]
+        == "${TRUSTED_PROXY_NETWORKS:-10.0.0.0/8,172.16.0.0/12,192.168.0.0/16}"
     )
     assert "TASKS_TRUSTED_PROXIES" not in services["tasks"]["environment"]
     assert "ratelimit-internal" in services["traefik"]["networks"]

@@ -403,6 +403,10 @@ def test_settings_mirror_compose_and_are_documented(target: str) -> None:
     replaced = {
         "AUTH_SIGNING_KEY_FILE": "AUTH_SIGNING_KEYS_DIR",
         "TASKS_CURSOR_SECRET": "TASKS_CURSOR_SECRET_FILE",
+        # Compose mounts the database password as a file; on Kubernetes the URL, password
+        # included, comes from a Secret (or PGPASSWORD, with CloudNativePG).
+        "AUTH_DATABASE_PASSWORD_FILE": "AUTH_DATABASE_URL",
+        "TASKS_DATABASE_PASSWORD_FILE": "TASKS_DATABASE_URL",
     }
     helpers = {"PUBLIC_URL", "FORWARDED_ALLOW_IPS", "PGPASSWORD"}
     # Off unless set: Compose passes them through from `.env`; on Kubernetes an overlay adds

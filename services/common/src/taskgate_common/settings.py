@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from taskgate_common.rate_limits import check_storage_url
 
@@ -40,6 +41,11 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(
         description="SQLAlchemy URL of the service's own PostgreSQL (postgresql+asyncpg://...)",
     )
+    # A password in the URL shows in `docker inspect` and /proc/*/environ: Compose mounts it as
+    # a file instead, and the URL names no password (compose.yaml).
+    database_password_file: Path | None = Field(
+        None, description="File holding the database password; it replaces the URL's password"
+    )
     # A fixed pool: overflow connections are opened and closed per burst (a new PostgreSQL
     # backend each), which under steady load above the pool size means one per request.
     db_pool_size: int = Field(20, ge=1, le=200)
@@ -68,6 +74,15 @@ class ServiceSettings(BaseSettings):
     max_header_bytes: int = Field(
         16_384, ge=1024, description="Largest total of request headers accepted; above it: 431"
     )
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> Self:
+        """The URL without a password plus the mounted file: the password is in no variable."""
+        if self.database_password_file is not None:
+            password = read_secret_file(self.database_password_file, "DATABASE_PASSWORD_FILE")
+            url = make_url(self.database_url).set(password=password)
+            self.database_url = url.render_as_string(hide_password=False)
+        return self
 
 
 class RateLimitSettings(BaseSettings):
