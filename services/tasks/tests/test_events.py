@@ -4,6 +4,7 @@ a reason; tickets open a stream without a header, once."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_client import EventReader, open_stream
+from sync_workloads import OPERATIONS, all_changes, apply_operation
 from tasks_factories import (
     AuthServer,
     ServedApp,
@@ -24,6 +27,7 @@ from tasks_factories import (
     eventually,
     metric,
     sign,
+    truncate_tasks,
 )
 
 from auth_service.core.signing_keys import SigningKey
@@ -258,3 +262,38 @@ async def test_events_sent_are_counted(http_a: httpx.AsyncClient, alice: User) -
         task = await create_task(http_a, alice)
         await stream.until(task["id"])
     assert await metric(http_a, "tasks_events_sent_total") >= before + 2
+
+
+@settings(
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(operations=OPERATIONS)
+async def test_each_users_stream_carries_exactly_their_changes(
+    http_a: httpx.AsyncClient,
+    users: list[User],
+    tasks_db: AsyncEngine,
+    operations: list[tuple[int, str, int]],
+) -> None:
+    """Three users with a stream each, random operations by all of them: each stream carries
+    exactly its user's log, in order, and nothing of the others' (a final board of each user
+    closes the comparison, so an entry of someone else would show up before it)."""
+    await truncate_tasks(tasks_db)
+    people = users[:3]
+    async with contextlib.AsyncExitStack() as opened:
+        streams: dict[uuid.UUID, EventReader] = {}
+        starts: dict[uuid.UUID, str] = {}
+        for user in people:
+            stream = await opened.enter_async_context(open_stream(http_a, headers=user.headers))
+            starts[user.id] = await ready(stream)
+            streams[user.id] = stream
+        for whose, operation, pick in operations:
+            await apply_operation(http_a, people[whose], operation, pick)
+        for user in people:
+            last = await http_a.post("/api/boards", json={"name": "last"}, headers=user.headers)
+            assert last.status_code == 201, last.text
+        for user in people:
+            expected = await all_changes(http_a, user, starts[user.id])
+            assert await streams[user.id].changes(len(expected)) == expected
