@@ -141,7 +141,7 @@ async def apply_operation(client: httpx.AsyncClient, user: User, operation: str,
             f"/api/tasks/{task}/move", json={"before_id": anchor}, headers=headers
         )
     elif operation == "complete":
-        response = await client.post(f"/api/tasks/{task}/complete", headers=headers)
+        response = await client.patch(f"/api/tasks/{task}/complete", headers=headers)
     elif operation == "delete":
         response = await client.delete(f"/api/tasks/{task}", headers=headers)
     elif operation == "new_board":

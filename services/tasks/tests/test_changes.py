@@ -4,7 +4,9 @@ user's entries; old cursors are refused clearly."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
@@ -259,3 +261,49 @@ async def test_connections_keep_no_owner_lock_after_a_write(
         )
         assert isinstance(db, asyncpg.Connection)
     assert held == 0
+
+
+async def test_a_poller_misses_nothing_while_writes_commit_concurrently(
+    client: httpx.AsyncClient, alice: User
+) -> None:
+    """Creates, in-place patches and deletes of one user race each other while a client polls
+    `changes?since=` with each answer's cursor: what it collected is the whole log, each entry
+    once, in order (one owner's entries become visible in seq order)."""
+    start = (await changes(client, alice, since=None))["next_cursor"]
+    seed = [await create_task(client, alice, title=f"seed {n}") for n in range(6)]
+    collected: list[Any] = []
+    writing = True
+
+    async def poll() -> None:
+        cursor = start
+        while True:
+            page = await changes(client, alice, since=cursor, limit=5)
+            collected.extend(page["changes"])
+            cursor = page["next_cursor"]
+            if not writing and not page["changes"]:
+                return
+
+    async def write(n: int) -> None:
+        task = seed[n % len(seed)]
+        if n % 3 == 0:
+            await create_task(client, alice, title=f"new {n}")
+        elif n % 3 == 1:
+            response = await client.patch(
+                f"/api/tasks/{task['id']}", json={"title": f"p{n}"}, headers=alice.headers
+            )
+            assert response.status_code == 200
+        else:
+            response = await client.patch(
+                f"/api/tasks/{task['id']}/complete", headers=alice.headers
+            )
+            assert response.status_code == 200
+
+    poller = asyncio.create_task(poll())
+    try:
+        for round_ in range(5):
+            await asyncio.gather(*(write(round_ * 12 + n) for n in range(12)))
+    finally:
+        writing = False
+        await poller
+    whole = await all_changes(client, alice, start)
+    assert [entry["cursor"] for entry in collected] == [entry["cursor"] for entry in whole]
