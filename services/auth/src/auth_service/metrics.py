@@ -1,4 +1,4 @@
-"""The auth service's own Prometheus counters (HTTP metrics come from the instrumentator)."""
+"""The auth service's own Prometheus counters (the HTTP series: `common.metrics.HttpMetrics`)."""
 
 from __future__ import annotations
 

@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from alembic.script import ScriptDirectory
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from prometheus_client import (
+    CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     Gauge,
     GCCollector,
+    Histogram,
     PlatformCollector,
     ProcessCollector,
+    generate_latest,
 )
-from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator.metrics import Info, latency, requests
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -50,35 +52,53 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
-class _BoundedLabels:
-    """Passes a request to the metrics with its `handler` one of the app's route templates
-    (else "none") and its `method` a standard one (else "other").
+class HttpMetrics:
+    """Requests by handler, method and status, and latency by handler and method: the two HTTP
+    series the dashboards, alerts and SLOs read (`http_requests_total`,
+    `http_request_duration_seconds`, Prometheus' default buckets).
 
-    Why: a label value is a new series per metric (a counter and ~15 histogram buckets), and
-    both come from the client. The instrumentator names a path that only a trailing-slash
-    redirect would have matched by the raw path itself, so `/api/tasks/<anything>/` used to add
-    series without authentication; a made-up method did the same. With a closed set, no request
-    can grow a scrape. The templates are read once, at the first request, when all routes exist.
+    Recorded by `RequestContextMiddleware` in the same pass as the request ID and the access
+    log. Both labels come from closed sets: `handler` is the template of the route that
+    answered (Starlette leaves it in `scope["route"]`), else "none"; `method` a standard one,
+    else "other". A label value is a new series per metric, and both come from the client: a
+    scan of made-up paths or methods never grows a scrape. `/metrics` and `/health…` are not
+    counted (probes would drown the traffic).
     """
 
-    def __init__(self, app: FastAPI, metrics: list[Callable[[Info], None]]) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.handlers: frozenset[str] | None = None
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._requests = Counter(
+            "http_requests_total",
+            "Total number of requests by method, status and handler.",
+            ["method", "status", "handler"],
+            registry=registry,
+        )
+        self._latency = Histogram(
+            "http_request_duration_seconds",
+            "Latency of requests by handler and method (the whole answer, streamed ones too).",
+            ["method", "handler"],
+            registry=registry,
+        )
+        # Label look-ups cost more than the increments: the children are kept per label set.
+        self._children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
 
-    def __call__(self, info: Info) -> None:
-        if self.handlers is None:
-            self.handlers = frozenset(
-                path
-                for route in self.app.routes
-                if isinstance(path := getattr(route, "path", None), str)
+    def observe(self, route: object, method: str, status: int, seconds: float) -> None:
+        template = getattr(route, "path", None)
+        if not isinstance(template, str):
+            template = UNMATCHED_HANDLER
+        elif template == "/metrics" or template.startswith("/health"):
+            return
+        if method not in _METHODS:
+            method = OTHER_METHOD
+        key = (template, status, method)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(method, str(status), template),
+                self._latency.labels(method, template),
             )
-        if info.modified_handler not in self.handlers:
-            info.modified_handler = UNMATCHED_HANDLER
-        if info.method not in _METHODS:
-            info.method = OTHER_METHOD
-        for metric in self.metrics:
-            metric(info)
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 @runtime_checkable
@@ -93,32 +113,22 @@ class ContextMetrics(Protocol):
     async def watch(self) -> None: ...
 
 
-def install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    """Request counts by handler, method and status, and latency by handler and method.
+def install_metrics(app: FastAPI, registry: CollectorRegistry) -> HttpMetrics:
+    """`/metrics` (the registry in Prometheus' text format) and the HTTP series, which the
+    caller hands to `RequestContextMiddleware`; binds the service's own metrics to its
+    context."""
 
-    Only these two: the instrumentator's default set also measures request and response sizes
-    and a second latency histogram, work done on every request that no dashboard here reads.
-    Requests that match no route are counted under the one handler "none" (a scan shows as
-    404s there), never under their path.
-    """
-    instrumentator = Instrumentator(
-        registry=registry,
-        excluded_handlers=["/metrics", "/health.*"],
-        should_group_status_codes=False,
-        should_ignore_untemplated=False,
-        should_group_untemplated=True,
-    )
-    metrics = [
-        requests(registry=registry),
-        latency(registry=registry, should_include_status=False),
-    ]
-    instrumentator.add(_BoundedLabels(app, [metric for metric in metrics if metric is not None]))
-    instrumentator.instrument(app).expose(app, include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    http_metrics = HttpMetrics(registry)
     ctx = getattr(app.state, "ctx", None)
     service_metrics = getattr(ctx, "metrics", None)
     if isinstance(service_metrics, ContextMetrics):
         service_metrics.bind(ctx)
         run_while_serving(app, service_metrics.watch)
+    return http_metrics
 
 
 def run_while_serving(app: FastAPI, job: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -1,7 +1,11 @@
-"""Request IDs and one JSON access-log line per request, as a pure ASGI middleware.
+"""Request IDs, one JSON access-log line and the HTTP metrics per request, in one pure ASGI
+middleware.
 
-A pure ASGI middleware (not `BaseHTTPMiddleware`) keeps streaming intact and costs little on the
-hot path.
+One pass instead of three: the ID, the log line and the metrics share the start time, the status
+and the route, and the metrics take the route template Starlette's router leaves in the scope
+instead of matching the routes again (prometheus-fastapi-instrumentator did: about 38 µs of a
+166 µs request that no handler served). A pure ASGI middleware (not `BaseHTTPMiddleware`) keeps
+streaming intact.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from taskgate_common.metrics import HttpMetrics
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 access_logger = logging.getLogger("taskgate.access")
@@ -24,10 +30,17 @@ _HEADER = b"x-request-id"
 
 
 class RequestContextMiddleware:
-    """Takes `X-Request-ID` from the request or makes one, echoes it, logs the request."""
+    """Takes `X-Request-ID` from the request or makes one, echoes it, logs the request and
+    counts it in `metrics`."""
 
-    def __init__(self, app: ASGIApp, quiet_paths: tuple[str, ...] = ("/metrics", "/health")):
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: HttpMetrics | None = None,
+        quiet_paths: tuple[str, ...] = ("/metrics", "/health"),
+    ):
         self.app = app
+        self.metrics = metrics
         self.quiet_paths = quiet_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,6 +74,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.observe(scope.get("route"), scope["method"], status, seconds)
             path = scope["path"]
             if not path.startswith(self.quiet_paths) or status >= 500:
                 access_logger.info(
@@ -69,7 +85,7 @@ class RequestContextMiddleware:
                         "method": scope["method"],
                         "path": path,
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(seconds * 1000, 2),
                         "client": (scope.get("client") or ("", 0))[0],
                     },
                 )

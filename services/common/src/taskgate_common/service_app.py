@@ -136,7 +136,7 @@ def install_platform(
     app.add_middleware(
         RequestLimitsMiddleware, max_body_bytes=max_body_bytes, max_header_bytes=max_header_bytes
     )
-    install_metrics(app, registry)
+    http_metrics = install_metrics(app, registry)
     # Installed with no origins too, so that a preflight from any page is refused clearly
     # (403 `origin_not_allowed`) rather than answered 405 by the router.
     app.add_middleware(
@@ -147,7 +147,7 @@ def install_platform(
     )
     if rate_limit_headers:
         app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=http_metrics)
     # Only with an OTLP endpoint configured; its span then wraps all of the above, so the
     # access-log line carries the request's trace and span IDs.
     install_tracing(app, service=service, version=version)

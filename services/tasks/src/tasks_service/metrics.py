@@ -1,4 +1,4 @@
-"""The tasks service's own Prometheus series (HTTP metrics come from the instrumentator)."""
+"""The tasks service's own Prometheus series (the HTTP series: `common.metrics.HttpMetrics`)."""
 
 from __future__ import annotations
 
