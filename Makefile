@@ -35,6 +35,12 @@ soak: install ## long mixed load with database restarts (SOAK_SECONDS, default 6
 dev: install ## run the whole stack locally (no Docker); data kept in .data/
 	$(UV) run python -m taskgate_devstack
 
+.PHONY: screenshot
+screenshot: install ## regenerate docs/images/board.png (the README's picture) in Chromium
+	TASKGATE_README_SCREENSHOT=1 $(UV) run pytest tests/e2e/test_web_app.py -p no:cacheprovider \
+	  -k test_main_screens_pass_axe_and_are_captured $(PYTEST_ARGS)
+	@test -s docs/images/board.png && echo "wrote docs/images/board.png"
+
 .PHONY: bench
 bench: install ## measure the hot paths (see bench/)
 	$(UV) run python bench/crypto_costs.py

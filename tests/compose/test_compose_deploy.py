@@ -85,6 +85,21 @@ def test_a_user_registers_logs_in_keeps_tasks_and_refreshes(
     assert gateway.get("/api/tasks", headers=account.headers).status_code == 200
 
 
+def test_the_gateway_serves_the_web_app_and_keeps_json_404s(gateway: httpx.Client) -> None:
+    """`/` is the reference web app (the `web` container, through the gateway's `web` router);
+    an unknown path and the operator endpoints stay the JSON 404."""
+    page = gateway.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    script = gateway.get("/js/main.js")
+    assert script.status_code == 200
+    for path in ("/nowhere", "/metrics", "/health"):
+        missing = gateway.get(path)
+        assert missing.status_code == 404, path
+        assert missing.json()["code"] == "not_found"
+
+
 def test_no_secret_is_visible_in_docker_inspect(stack: ComposeStack, account: Account) -> None:
     """Passwords and the key are files in volumes, not environment values."""
     secrets = [

@@ -55,6 +55,7 @@ def test_compose_has_every_part(compose: dict[str, Any]) -> None:
         "redis",
         "prometheus",
         "grafana",
+        "web",
     }
     assert set(compose["services"]) - _default_services(compose) == {"mailpit"}
     assert _image(compose["services"]["traefik"]).startswith("traefik:v3.")
@@ -201,6 +202,7 @@ def test_the_gateway_mounts_the_same_files_make_dev_uses(compose: dict[str, Any]
         "TASKGATE_TASKS_URL": "http://tasks:8000",
         "TASKGATE_CORS_ORIGINS": "${CORS_ORIGINS:-}",  # the services' origins (AUTH_/TASKS_)
         "TASKGATE_RATE_LIMIT_REDIS": "redis:6379",
+        "TASKGATE_WEB_URL": "http://web:8080",  # the web app's static server (web.yml)
         # Traces, off while unset; the entrypoint writes Traefik's `tracing` section from them.
         "OTEL_EXPORTER_OTLP_ENDPOINT": "${OTEL_EXPORTER_OTLP_ENDPOINT:-}",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "${OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:-}",

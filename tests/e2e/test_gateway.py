@@ -42,7 +42,8 @@ async def test_token_issuer_matches_the_gateway_and_verifies_from_its_jwks(
     assert me.json()["username"] == account.username
 
 
-@pytest.mark.parametrize("path", ["/apix", "/authx/login", "/", "/nowhere", "/metrics", "/health"])
+# `/` and the web app's pages are served by the gateway's `web` router (test_web_app.py).
+@pytest.mark.parametrize("path", ["/apix", "/authx/login", "/nowhere", "/metrics", "/health"])
 async def test_paths_outside_the_two_prefixes_are_json_404(
     gateway: httpx.AsyncClient, path: str
 ) -> None:

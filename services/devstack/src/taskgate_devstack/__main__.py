@@ -48,6 +48,7 @@ def _print_urls(stack: DevStack) -> None:
         "",
         "taskgate dev stack is up. Point your frontend at the gateway:",
         f"  gateway          {gateway}",
+        f"  web app          {gateway}/   (register, boards, cards: web/)",
         f"  auth Swagger UI  {gateway}/auth/docs",
         f"  tasks Swagger UI {gateway}/api/docs",
         f"  JWKS             {gateway}/auth/.well-known/jwks.json",

@@ -31,6 +31,7 @@ from taskgate_devstack.mail_sink import MailSink
 from taskgate_devstack.postgres import EmbeddedPostgres, port_is_free
 from taskgate_devstack.processes import spawn, terminate, terminate_all
 from taskgate_devstack.redis import RedisServer, redis_binary
+from taskgate_devstack.web_server import WebServer
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_CONFIG = REPO_ROOT / "deploy" / "devstack.toml"
@@ -89,12 +90,19 @@ class SmtpSpec:
 
 
 @dataclass
+class WebSpec:
+    root: Path  # the static files of the reference web app (web/)
+    port: str
+
+
+@dataclass
 class StackConfig:
     ports: dict[str, int]
     databases: dict[str, dict[str, str]]
     services: list[ServiceSpec]
     gateway: GatewaySpec | None = None
     smtp: SmtpSpec | None = None
+    web: WebSpec | None = None
     replicas_spec: ReplicasSpec | None = None
     replicas: int = 1
 
@@ -125,6 +133,9 @@ class StackConfig:
         smtp = None
         if "smtp" in raw:
             smtp = SmtpSpec(port=raw["smtp"]["port"], directory=raw["smtp"]["directory"])
+        web = None
+        if "web" in raw:
+            web = WebSpec(root=REPO_ROOT / raw["web"]["root"], port=raw["web"]["port"])
         replicas_spec = None
         if "replicas" in raw:
             replicas_spec = ReplicasSpec(
@@ -136,6 +147,7 @@ class StackConfig:
             services=services,
             gateway=gateway,
             smtp=smtp,
+            web=web,
             replicas_spec=replicas_spec,
         )
 
@@ -174,6 +186,7 @@ class DevStack:
     postgres: dict[str, EmbeddedPostgres] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     mail_sink: MailSink | None = None
+    web_server: WebServer | None = None
     redis: RedisServer | None = None
     _service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -249,6 +262,8 @@ class DevStack:
             used |= {"gateway", "gateway_ping", "gateway_metrics"}
         if self.config.smtp is not None:
             used.add(self.config.smtp.port)
+        if self.config.web is not None:
+            used.add(self.config.web.port)
         if self.replicated and self.config.replicas_spec is not None:
             used.add(self.config.replicas_spec.redis_port)
         return used
@@ -273,6 +288,7 @@ class DevStack:
             for service in self.config.services:
                 for replica in self.config.replicas_of(service):
                     self._wait_ready(replica)
+            self._start_web_server()
             if self.config.gateway is not None:
                 self._start_gateway(self.config.gateway)
         except BaseException:
@@ -291,6 +307,14 @@ class DevStack:
         sink = MailSink(self.mail_dir, self.config.ports[self.config.smtp.port])
         sink.start()
         self.mail_sink = sink
+
+    def _start_web_server(self) -> None:
+        """The reference web app's static files, which the gateway serves at `/`."""
+        if self.config.web is None:
+            return
+        server = WebServer(self.config.web.root, self.config.ports[self.config.web.port])
+        server.start()
+        self.web_server = server
 
     def _start_databases(self) -> None:
         for name, spec in self.config.databases.items():
@@ -468,8 +492,8 @@ class DevStack:
 
     def stop(self) -> None:
         """The gateway first, then every service replica at once (each drains if configured,
-        finishes its requests and sends pending mail), then Redis, the databases and the SMTP
-        sink."""
+        finishes its requests and sends pending mail), then Redis, the databases, the SMTP
+        sink and the web app's static server."""
         gateway = self.processes.pop("gateway", None)
         if gateway is not None:
             terminate(gateway)
@@ -486,3 +510,6 @@ class DevStack:
         if self.mail_sink is not None:
             self.mail_sink.stop()
             self.mail_sink = None
+        if self.web_server is not None:
+            self.web_server.stop()
+            self.web_server = None
