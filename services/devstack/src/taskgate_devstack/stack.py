@@ -35,6 +35,9 @@ from taskgate_devstack.web_server import WebServer
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_CONFIG = REPO_ROOT / "deploy" / "devstack.toml"
+# How long a service keeps an idle connection: longer than the gateway does (its
+# serversTransport idleConnTimeout), so that the gateway never sends on a closing connection.
+KEEP_ALIVE_SECONDS = 75
 # What a service gets to finish in-flight requests after its drain (uvicorn's
 # --timeout-graceful-shutdown), and the launcher's margin on top before it sends SIGKILL.
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -390,6 +393,9 @@ class DevStack:
             "--port",
             str(self.config.ports[replica.port]),
             "--no-access-log",
+            # Longer than the gateway keeps an idle connection (gateway/traefik.yml).
+            "--timeout-keep-alive",
+            str(KEEP_ALIVE_SECONDS),
             "--timeout-graceful-shutdown",
             str(GRACEFUL_SHUTDOWN_SECONDS),
         ]
