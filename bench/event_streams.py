@@ -376,8 +376,7 @@ def main() -> int:
     try:
         results = asyncio.run(measure(target, args))
     finally:
-        if target.stack is not None:
-            target.stack.destroy()
+        target.close()
     print_table(results)
     RESULTS.mkdir(exist_ok=True)
     payload = {

@@ -130,8 +130,7 @@ def main() -> int:
         print("measuring revocation delays (2xx of the revoking request → first 401)…")
         delays = asyncio.run(measure(target.gateway, kinds))
     finally:
-        if target.stack is not None:
-            target.stack.destroy()
+        target.close()
     summary = {kind: summarise(samples) for kind, samples in delays.items()}
     worst = max(row["max_s"] for row in summary.values())
     print(f"\n| revocation | runs | p50 s | p99 s | max s | target {TARGET_SECONDS:.0f} s |")

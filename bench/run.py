@@ -1,7 +1,8 @@
 """`make bench`: start the stack as `make dev` does (or use BENCH_BASE_URL), seed it, drive
 every hot path with wrk directly and through the gateway, and report the figures.
 
-Writes a Markdown table to stdout and the full figures to bench/results/latest.json.
+Writes a Markdown table to stdout and the full figures to bench/results/latest.json (with
+`--limits off`: latest_limits_off.json).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).parent))
 
 from crypto_costs import service_argon2
+from open_loop_scenarios import OpenLoopRow
+from open_loop_scenarios import print_rows as print_open_loop_rows
+from open_loop_scenarios import run_rows as run_open_loop_rows
 from probe import probe
 from report import Report, Row, print_report, summarise
 from seed import (
@@ -41,19 +45,33 @@ from wrk_runner import WrkMissing, WrkResult, require_wrk, run_wrk
 
 from taskgate_devstack.postgres import free_port
 from taskgate_devstack.processes import spawn, terminate
+from taskgate_devstack.redis import RedisServer, redis_binary
 from taskgate_devstack.stack import REPO_ROOT, DevStack, StackConfig
 
 RESULTS = Path(__file__).parent / "results"
 
-# Per-IP limits would throttle a load generator on one IP; the bench measures the paths, not
-# the limiters, so it lifts them (the defaults stay in gateway/dynamic/taskgate.yml and the
-# service settings).
-NO_RATE_LIMITS = {
+# The gateway's per-IP limits would throttle a load generator on one address: raised, not off.
+GATEWAY_LIMITS = {
     "TASKGATE_CREDENTIAL_RATE_AVERAGE": "1000000",
     "TASKGATE_CREDENTIAL_RATE_BURST": "1000000",
     "TASKGATE_GENERAL_RATE_AVERAGE": "1000000",
     "TASKGATE_GENERAL_RATE_BURST": "1000000",
-    # ...and the services' own limits and login lockout (docs/security.md).
+}
+# Production defaults (what users get): every app limit on and counted in Redis, as Compose
+# runs them, each request paying its limit's round trips; thresholds raised so that a few bench
+# accounts on one address measure the paths, not their own buckets (the report says so).
+RAISED_LIMITS = {
+    **GATEWAY_LIMITS,
+    "AUTH_RATE_LIMIT_LOGIN_PER_IP": "1000000/minute",
+    "AUTH_RATE_LIMIT_LOGIN_PER_ACCOUNT": "1000000/minute",
+    "AUTH_RATE_LIMIT_REGISTER_PER_IP": "1000000/minute",
+    "AUTH_RATE_LIMIT_REFRESH_PER_IP": "1000000/minute",
+    "AUTH_RATE_LIMIT_REFRESH_PER_FAMILY": "1000000/minute",
+    "TASKS_RATE_LIMIT_WRITES_PER_USER": "1000000/minute",
+}
+# `--limits off`: the app limits switched off (decision 15's old bench), to show their cost.
+NO_RATE_LIMITS = {
+    **GATEWAY_LIMITS,
     "AUTH_RATE_LIMIT_ENABLED": "false",
     "TASKS_RATE_LIMIT_ENABLED": "false",
 }
@@ -67,6 +85,13 @@ class Target:
     tasks_database: str
     issuer: str
     stack: DevStack | None = None
+    redis: RedisServer | None = None
+
+    def close(self) -> None:
+        if self.stack is not None:
+            self.stack.destroy()
+        if self.redis is not None:
+            self.redis.stop()
 
 
 def _machine() -> str:
@@ -75,11 +100,25 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
 
 
-def _start_stack(data_dir: Path) -> Target:
+def _start_stack(data_dir: Path, limits: str = "on") -> Target:
+    """The stack as `make dev` runs it, on free ports; `limits` "on": the production defaults
+    (a Redis of its own holds every limit's counters), "off": the app limits switched off."""
     config = StackConfig.load()
     for name in config.ports:
         config.ports[name] = free_port()
-    os.environ.update(NO_RATE_LIMITS)
+    redis = None
+    if limits == "on":
+        if redis_binary() is None:
+            raise SystemExit("the bench runs the limits in Redis: install redis-server")
+        redis = RedisServer(data_dir / "redis")
+        redis.directory.mkdir(parents=True, exist_ok=True)
+        redis.start()
+        os.environ.update(RAISED_LIMITS)
+        os.environ["AUTH_RATE_LIMIT_STORAGE_URL"] = redis.url
+        os.environ["TASKS_RATE_LIMIT_STORAGE_URL"] = redis.url
+        os.environ["TASKGATE_RATE_LIMIT_REDIS"] = f"{redis.host}:{redis.port}"
+    else:
+        os.environ.update(NO_RATE_LIMITS)
     stack = DevStack(config, data_dir, logs_to_files=True)
     stack.start()
     gateway = f"http://localhost:{config.ports['gateway']}"
@@ -91,6 +130,7 @@ def _start_stack(data_dir: Path) -> Target:
         tasks_database=tasks_db,
         issuer=f"{gateway}/auth",
         stack=stack,
+        redis=redis,
     )
 
 
@@ -196,6 +236,7 @@ class Bench:
         self.args = args
         self.work = work
         self.users: list[BenchUser] = []
+        self.report_rows: list[Row] = []
         self.pids: dict[str, int] = (
             {name: process.pid for name, process in target.stack.processes.items()}
             if target.stack is not None
@@ -281,6 +322,17 @@ class Bench:
             ]
             report.rows.extend(rows)
 
+    def open_loop_scenarios(self) -> list[OpenLoopRow]:
+        """The list and the writes at 50 % and 80 % of the maximum just measured, open loop."""
+        maximums = {(row.scenario, row.route): row.result.rps for row in self.report_rows}
+        bases = dict(self.routes("tasks"))
+        tokens = [user.access_token for user in self.users]
+
+        def tasks_now() -> list[tuple[str, str, int]]:
+            return asyncio.run(current_tasks(self.target.tasks, self.users))
+
+        return run_open_loop_rows(maximums, bases, tokens, tasks_now, self.args.open_seconds)
+
     def refresh_scenario(self, report: Report) -> None:
         for route, base in self.routes("auth"):
             tokens = asyncio.run(
@@ -342,6 +394,15 @@ def main() -> int:
         "--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 32))
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--limits",
+        choices=["on", "off"],
+        default=os.environ.get("BENCH_LIMITS", "on"),
+        help="on: production defaults, in Redis, thresholds raised; off: app limits off",
+    )
+    parser.add_argument(
+        "--open-seconds", type=float, default=float(os.environ.get("BENCH_OPEN_SECONDS", 10))
+    )
     parser.add_argument("--users", type=int, default=int(os.environ.get("BENCH_USERS", 16)))
     parser.add_argument("--tasks", type=int, default=int(os.environ.get("BENCH_TASKS", 50)))
     args = parser.parse_args()
@@ -354,7 +415,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="taskgate-bench-"))
     base_url = os.environ.get("BENCH_BASE_URL")
     print("starting the stack…" if not base_url else f"using the stack at {base_url}", flush=True)
-    target = _running_target(base_url) if base_url else _start_stack(work / "stack")
+    target = _running_target(base_url) if base_url else _start_stack(work / "stack", args.limits)
     report = Report(machine=_machine(), settings=vars(args))
     try:
         report.extra["rss_idle_mb"] = _rss_mb(target)
@@ -367,14 +428,17 @@ def main() -> int:
         bench.read_scenarios(report)
         report.extra["rss_loaded_mb"] = _rss_mb(target)
         bench.write_scenarios(report)
+        bench.report_rows = report.rows
+        print("open-loop runs (50 % and 80 % of each maximum)…", flush=True)
+        open_rows = bench.open_loop_scenarios()
         bench.refresh_scenario(report)
         bench.login_scenario(report)
         report.extra["startup_to_ready_s"] = _startup_seconds(target)
     finally:
-        if target.stack is not None:
-            target.stack.destroy()
+        target.close()
     summarise(report)
     print_report(report)
+    print_open_loop_rows(open_rows)
     RESULTS.mkdir(exist_ok=True)
     payload = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -391,9 +455,11 @@ def main() -> int:
             }
             for r in report.rows
         ],
+        "open_loop": [row.as_dict() for row in open_rows],
         "summary": report.extra,
     }
-    (RESULTS / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
+    name = "latest.json" if args.limits == "on" else "latest_limits_off.json"
+    (RESULTS / name).write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 
