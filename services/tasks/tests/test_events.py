@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +34,7 @@ from tasks_factories import (
 from auth_service.core.signing_keys import SigningKey
 from tasks_service.core.config import Settings
 from tasks_service.main import create_app
+from tasks_service.services.changes import purge_expired
 
 # Short enough that a test sees several within a second or two.
 HEARTBEAT = 0.3
@@ -221,7 +223,7 @@ async def _streams_are(http: httpx.AsyncClient, count: float) -> bool:
     return await metric(http, "tasks_event_streams") == count
 
 
-async def test_an_expired_cursor_is_410_before_the_stream_starts(
+async def test_a_cursor_never_given_is_422_before_the_stream_starts(
     http_a: httpx.AsyncClient, alice: User
 ) -> None:
     await create_task(http_a, alice)
@@ -230,6 +232,25 @@ async def test_an_expired_cursor_is_410_before_the_stream_starts(
     )
     assert bogus.status_code == 422
     assert bogus.json()["code"] == "invalid_cursor"
+    assert bogus.json()["errors"][0]["loc"] == ["header", "last-event-id"]
+
+
+async def test_an_expired_cursor_is_410_before_the_stream_starts(
+    app: FastAPI, http_a: httpx.AsyncClient, alice: User, tasks_db: AsyncEngine
+) -> None:
+    """A reconnect after the log dropped what it missed: 410, so the client reads in full."""
+    async with open_stream(http_a, headers=alice.headers) as stream:
+        old = await ready(stream)
+    await create_task(http_a, alice)
+    async with tasks_db.begin() as connection:
+        await connection.execute(
+            text("UPDATE changes SET changed_at = now() - interval '400 days' WHERE owner_id = :o"),
+            {"o": str(alice.id)},
+        )
+    assert await purge_expired(app.state.ctx) > 0
+    expired = await http_a.get(f"/api/events?last_event_id={old}", headers=alice.headers)
+    assert expired.status_code == 410
+    assert expired.json()["code"] == "sync_expired"
 
 
 async def test_streams_keep_delivering_while_listen_is_lost(

@@ -72,12 +72,14 @@ async def read_page(
     return ChangePage(entries, next_cursor, len(found.entries) > limit)
 
 
-def check_cursor(after: int, latest: int, purged_through: int, loc: str = "since") -> None:
+def check_cursor(
+    after: int, latest: int, purged_through: int, loc: tuple[str, str] = ("query", "since")
+) -> None:
     if after < purged_through:
         raise sync_expired()
     if after > latest:
         # Every cursor the API gives is one of the owner's entries (or 0, or the horizon).
-        raise invalid_cursor("not a cursor this API gave", ("query", loc))
+        raise invalid_cursor("not a cursor this API gave", loc)
 
 
 async def purge_expired(ctx: TasksContext) -> int:

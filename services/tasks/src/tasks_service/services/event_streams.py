@@ -94,10 +94,18 @@ class EventStream:
     """Opened before the response starts, so that a bad cursor (410, 422) or one stream too
     many (429) is an ordinary JSON error; then iterated by the response."""
 
-    def __init__(self, ctx: TasksContext, principal: Principal, after: int | None) -> None:
+    def __init__(
+        self,
+        ctx: TasksContext,
+        principal: Principal,
+        after: int | None,
+        after_loc: tuple[str, str] = ("header", "last-event-id"),
+    ) -> None:
+        """`after_loc`: where the client gave `after`, for a 422's `loc`."""
         self._ctx = ctx
         self._principal = principal
         self._after = after
+        self._after_loc = after_loc
         self._subscribed: contextlib.ExitStack | None = None
         self._subscription: Subscription | None = None
         self.cursor = 0
@@ -118,7 +126,7 @@ class EventStream:
             if self._after is None:
                 self.cursor = found.latest
             else:
-                check_cursor(self._after, found.latest, found.purged_through, "last_event_id")
+                check_cursor(self._after, found.latest, found.purged_through, self._after_loc)
                 self.cursor = self._after
         except BaseException:
             stack.close()

@@ -86,7 +86,7 @@ async def stream_events(
     resume = last_event_id or params.last_event_id
     loc = ("header", "last-event-id") if last_event_id else ("query", "last_event_id")
     after = None if not resume else changes.parse_cursor(resume, loc)
-    stream = event_streams.EventStream(ctx, caller, after)
+    stream = event_streams.EventStream(ctx, caller, after, loc)
     await stream.open()
 
     async def frames() -> AsyncIterator[bytes]:
