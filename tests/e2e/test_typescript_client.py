@@ -12,15 +12,14 @@ by `typescript/package-lock.json` and installed here with `npm ci` when the lock
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+from node_packages import installed
 
 NODE_DIR = Path(__file__).parent / "typescript"
 GENERATED = NODE_DIR / "generated"
@@ -43,16 +42,8 @@ def _run(*command: str | Path, env: dict[str, str] | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def node_bin() -> Path:
-    """`node_modules/.bin`, installed from the lockfile (again only when it changed)."""
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        pytest.skip("node and npm are not installed (Debian: nodejs npm; .ci/run installs them)")
-    lock = hashlib.sha256((NODE_DIR / "package-lock.json").read_bytes()).hexdigest()
-    stamp = NODE_DIR / "node_modules" / ".taskgate-lockfile-sha256"
-    if not stamp.exists() or stamp.read_text() != lock:
-        _run(npm, "ci", "--no-audit", "--no-fund")
-        stamp.write_text(lock)
-    return NODE_DIR / "node_modules" / ".bin"
+    """`node_modules/.bin`, installed from the lockfile."""
+    return installed(NODE_DIR) / ".bin"
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,9 @@ docs/images/board.png, the README's picture.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from browser_support import cut_off_network
+from node_packages import installed
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -60,23 +58,8 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="module")
 def axe_source() -> str:
-    """axe-core from npm, pinned by axe/package-lock.json (npm ci again only when it changes)."""
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        pytest.skip("node and npm are not installed (Debian: nodejs npm; .ci/run installs them)")
-    lock = hashlib.sha256((AXE_DIR / "package-lock.json").read_bytes()).hexdigest()
-    stamp = AXE_DIR / "node_modules" / ".taskgate-lockfile-sha256"
-    if not stamp.exists() or stamp.read_text() != lock:
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=AXE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        stamp.write_text(lock)
-    return (AXE_DIR / "node_modules" / "axe-core" / "axe.min.js").read_text()
+    """axe-core from npm, pinned by axe/package-lock.json."""
+    return (installed(AXE_DIR) / "axe-core" / "axe.min.js").read_text()
 
 
 class WebUser:
@@ -131,6 +114,13 @@ class WebUser:
         # The app refreshes on load only where it has logged in before (localStorage hint).
         context.add_init_script("localStorage.setItem('taskgate.loggedIn', '1')")
         return context
+
+    def live_device(self, browser: Browser, gateway_url: str) -> Page:
+        """Another device of this user: its own login, the board open, its stream live."""
+        page = self.logged_in_context(browser, gateway_url).new_page()
+        page.goto(gateway_url + "/")
+        expect(page.get_by_text("Live", exact=True)).to_be_visible()
+        return page
 
     def default_board(self) -> dict[str, object]:
         board_id = self.api("GET", "/api/boards").json()["items"][0]["id"]
@@ -301,13 +291,7 @@ def test_the_journey_register_verify_board_columns_cards_drag_and_reload(
 def test_two_devices_of_one_user_see_each_others_changes_live(
     browser: Browser, user: WebUser, gateway_url: str
 ) -> None:
-    first = user.logged_in_context(browser, gateway_url)
-    second = user.logged_in_context(browser, gateway_url)
-    page_a, page_b = first.new_page(), second.new_page()
-    for page in (page_a, page_b):
-        page.goto(gateway_url + "/")
-    for page in (page_a, page_b):
-        expect(page.get_by_text("Live", exact=True)).to_be_visible()
+    page_a, page_b = user.live_device(browser, gateway_url), user.live_device(browser, gateway_url)
 
     page_b.get_by_label("New card in To do").fill("Made on the phone")
     page_b.get_by_label("New card in To do").press("Enter")
@@ -315,8 +299,8 @@ def test_two_devices_of_one_user_see_each_others_changes_live(
 
     card(page_a, "Made on the phone").drag_to(column(page_a, "Done").get_by_role("list"))
     expect(card(column(page_b, "Done"), "Made on the phone")).to_be_visible()
-    first.close()
-    second.close()
+    page_a.context.close()
+    page_b.context.close()
 
 
 def test_two_tabs_refreshing_at_once_both_stay_logged_in(
@@ -373,12 +357,7 @@ def test_a_stale_edit_shows_the_conflict_and_keeps_mine_on_request(
 def test_log_out_everywhere_ends_the_other_devices_session(
     browser: Browser, user: WebUser, gateway_url: str
 ) -> None:
-    here = user.logged_in_context(browser, gateway_url)
-    there = user.logged_in_context(browser, gateway_url)
-    page, other = here.new_page(), there.new_page()
-    for tab in (page, other):
-        tab.goto(gateway_url + "/")
-        expect(tab.get_by_text("Live", exact=True)).to_be_visible()
+    page, other = user.live_device(browser, gateway_url), user.live_device(browser, gateway_url)
 
     page.get_by_role("link", name="Devices").click()
     devices = page.get_by_role("list", name="Logged-in devices")
@@ -395,8 +374,8 @@ def test_log_out_everywhere_ends_the_other_devices_session(
     expect(other.get_by_text("Your session has ended")).to_be_visible()
     other.reload()
     expect(other.get_by_role("heading", name="Log in")).to_be_visible()
-    here.close()
-    there.close()
+    page.context.close()
+    other.context.close()
 
 
 def _axe_violations(page: Page, axe_source: str) -> list[dict[str, object]]:
