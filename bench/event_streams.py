@@ -43,14 +43,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from percentiles import percentile
 from run import RESULTS, Target, _machine, _start_stack
 
 STREAMS_PER_USER = 10  # TASKS_EVENTS_MAX_STREAMS_PER_USER's default
-
-
-def _percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
 def _ms(seconds: float) -> float:
@@ -155,12 +151,12 @@ async def measure_latency(base_url: str, account: Account, samples: int) -> dict
             await asyncio.sleep(0.01)
     return {
         "samples": len(after_2xx),
-        "after_2xx_p50_ms": _ms(_percentile(after_2xx, 0.5)),
-        "after_2xx_p99_ms": _ms(_percentile(after_2xx, 0.99)),
+        "after_2xx_p50_ms": _ms(percentile(after_2xx, 0.5)),
+        "after_2xx_p99_ms": _ms(percentile(after_2xx, 0.99)),
         "after_2xx_max_ms": _ms(max(after_2xx)),
         "event_first_share": round(sum(1 for s in after_2xx if s < 0) / len(after_2xx), 3),
-        "write_start_to_event_p50_ms": _ms(_percentile(after_start, 0.5)),
-        "write_start_to_event_p99_ms": _ms(_percentile(after_start, 0.99)),
+        "write_start_to_event_p50_ms": _ms(percentile(after_start, 0.5)),
+        "write_start_to_event_p99_ms": _ms(percentile(after_start, 0.99)),
     }
 
 
@@ -249,8 +245,8 @@ async def closed_loop(
         "requests": requests,
         "per_second": round(requests / wall),
         "tasks_cpu_ms_per_request": round(cpu * 1000 / requests, 3) if tasks_process else None,
-        "p50_ms": _ms(_percentile(latencies, 0.5)),
-        "p99_ms": _ms(_percentile(latencies, 0.99)),
+        "p50_ms": _ms(percentile(latencies, 0.5)),
+        "p99_ms": _ms(percentile(latencies, 0.99)),
     }
 
 

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
+from percentiles import percentile
+
 # A request to send, and what to do with its answer (status, body).
 Request = tuple[bytes, Callable[[int, bytes], None] | None]
 
@@ -40,11 +42,6 @@ class OpenLoopResult:
     p99_ms: float
     p999_ms: float
     max_ms: float
-
-
-def _percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)] if ordered else math.nan
 
 
 def http_request(
@@ -154,9 +151,9 @@ async def run_open_loop(
         errors=counts["errors"],
         error_statuses=dict(error_statuses),
         achieved_rate=round(len(latencies) / elapsed, 1),
-        p50_ms=round(_percentile(latencies, 0.5) * 1000, 2),
-        p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
-        p999_ms=round(_percentile(latencies, 0.999) * 1000, 2),
+        p50_ms=round(percentile(latencies, 0.5) * 1000, 2),
+        p99_ms=round(percentile(latencies, 0.99) * 1000, 2),
+        p999_ms=round(percentile(latencies, 0.999) * 1000, 2),
         max_ms=round(max(latencies, default=math.nan) * 1000, 2),
     )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import statistics
 import sys
@@ -28,17 +27,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from percentiles import percentile
 from run import RESULTS, _machine, _running_target, _start_stack
 
 TARGET_SECONDS = 5.0
 POLL_PAUSE = 0.005  # between two probes of /api/tasks: the measurement's resolution
 GIVE_UP_SECONDS = 60.0
-
-
-def _percentile(samples: list[float], share: float) -> float:
-    """Nearest rank: with 20 samples, p99 is the largest."""
-    ordered = sorted(samples)
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
 async def _account(client: httpx.AsyncClient) -> tuple[str, str]:
@@ -111,7 +105,7 @@ def summarise(samples: list[float]) -> dict[str, float | int]:
         "runs": len(samples),
         "min_s": round(min(samples), 3),
         "p50_s": round(statistics.median(samples), 3),
-        "p99_s": round(_percentile(samples, 0.99), 3),
+        "p99_s": round(percentile(samples, 0.99), 3),
         "max_s": round(max(samples), 3),
         "mean_s": round(statistics.fmean(samples), 3),
     }
