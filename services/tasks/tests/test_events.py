@@ -190,6 +190,9 @@ async def test_a_ticket_opens_one_stream_without_a_header(
     assert issued.status_code == 201, issued.text
     ticket = issued.json()["ticket"]
     assert issued.json()["expires_in"] == 30
+    # A malformed request is refused before the ticket is spent.
+    malformed = await http_a.get(f"/api/events?ticket={ticket}&since=1")
+    assert malformed.status_code == 422
     async with open_stream(http_a, f"/api/events?ticket={ticket}") as stream:
         await ready(stream)
         task = await create_task(http_a, alice)

@@ -52,15 +52,22 @@ EVENT_SCHEMA = {
 }
 
 
+async def get_events_params(request: Request) -> EventsParams:
+    return parse_query(EventsParams, request.query_params)
+
+
+EventsQuery = Annotated[EventsParams, Depends(get_events_params)]
+
+
 async def get_stream_caller(
-    request: Request, token: Annotated[str | None, Depends(bearer_token)]
+    request: Request, token: Annotated[str | None, Depends(bearer_token)], params: EventsQuery
 ) -> Principal:
-    """The Bearer token's caller, else the ticket's (spent now), else the usual 401."""
+    """The Bearer token's caller, else the ticket's (spent now, once the query is known to be
+    valid: a malformed request does not cost the client its ticket), else the usual 401."""
     ctx = request.app.state.ctx
-    ticket = request.query_params.get("ticket")
-    if token or not ticket:
+    if token or not params.ticket:
         return await authenticate(ctx, token)
-    return await event_streams.spend_ticket(ctx, ticket)
+    return await event_streams.spend_ticket(ctx, params.ticket)
 
 
 @router.get(
@@ -76,13 +83,12 @@ async def get_stream_caller(
 )
 async def stream_events(
     ctx: Context,
-    request: Request,
+    params: EventsQuery,
     caller: Annotated[Principal, Depends(get_stream_caller)],
     last_event_id: Annotated[
         str | None, Header(max_length=32, description="Resume after this event id")
     ] = None,
 ) -> StreamingResponse:
-    params = parse_query(EventsParams, request.query_params)
     resume = last_event_id or params.last_event_id
     loc = ("header", "last-event-id") if last_event_id else ("query", "last_event_id")
     after = None if not resume else changes.parse_cursor(resume, loc)
