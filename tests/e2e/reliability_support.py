@@ -165,11 +165,16 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
-async def gateway_routes_again(gateway: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    """After a fault, wait until the gateway's health check sends traffic to tasks again."""
+async def gateway_routes_again(
+    gateway: httpx.AsyncClient, headers: dict[str, str], path: str = "/api/tasks?limit=1"
+) -> None:
+    """After a fault, wait until the gateway's health check sends traffic to the service of
+    `path` again (tasks by default; `/auth/me` for auth). A test that stops a service and
+    starts it again must end with this: the gateway keeps a server marked down until its next
+    health check (5 s), and the next test's first request would meet that 503."""
 
     async def routed() -> bool:
-        return (await gateway.get("/api/tasks?limit=1", headers=headers)).status_code == 200
+        return (await gateway.get(path, headers=headers)).status_code == 200
 
     await wait_until(routed, timeout=60.0, interval=0.5)
 
@@ -262,6 +267,64 @@ class PrivateGateway:
     process: Any
 
 
+class _PortTaken(Exception):
+    """Another process took one of the free ports before Traefik bound it."""
+
+
+async def _start_routing_traefik(
+    stack: DevStack,
+    workdir: Path,
+    upstreams: dict[str, str],
+    dynamic_dir: Path,
+    tweak: Callable[[dict[str, Any]], None] | None,
+) -> PrivateGateway:
+    """One try: Traefik on fresh free ports, returned once it routes to auth."""
+    ports = {name: free_port() for name in ("gateway", "gateway_ping", "gateway_metrics")}
+    access_log = workdir / "access.log"
+    config = render_static_config(GATEWAY_DIR / "traefik.yml", dynamic_dir, ports, access_log)
+    if tweak is not None:
+        tweak(config)
+    static = write_static_config(config, workdir / "traefik.yml")
+    env = dict(os.environ)
+    env.update({"TASKGATE_AUTH_URL": stack.url("auth"), "TASKGATE_TASKS_URL": stack.url("tasks")})
+    env.update(upstreams)
+    log = workdir / "traefik.log"
+    process = start_traefik(GATEWAY_DIR / "traefik.yml", static, env, log)
+    gateway = PrivateGateway(
+        f"http://127.0.0.1:{ports['gateway']}",
+        f"http://127.0.0.1:{ports['gateway_ping']}/ping",
+        access_log,
+        process,
+    )
+    seen: list[str] = []
+
+    async def routes() -> bool:
+        if process.poll() is not None:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "address already in use" in text:
+                raise _PortTaken
+            errors = [line for line in text.splitlines() if '"level":"error"' in line]
+            raise AssertionError(f"Traefik exited with {process.returncode}: {errors[-5:]}")
+        try:
+            response = await client.get("/auth/.well-known/jwks.json")
+        except httpx.TransportError as error:
+            seen.append(repr(error))
+            raise
+        seen.append(f"{response.status_code} {response.text[:120]}")
+        return response.status_code == 200
+
+    try:
+        async with own_ip_client(gateway.url) as client:
+            await wait_until(routes, timeout=30.0)
+    except AssertionError as error:
+        await asyncio.to_thread(terminate, process)
+        raise AssertionError(f"{error}; its last answers: {seen[-3:]}") from None
+    except BaseException:
+        await asyncio.to_thread(terminate, process)
+        raise
+    return gateway
+
+
 @asynccontextmanager
 async def private_gateway(
     stack: DevStack,
@@ -272,31 +335,18 @@ async def private_gateway(
 ) -> AsyncIterator[PrivateGateway]:
     """Start Traefik with `gateway/traefik.yml` (changed by `tweak`) and `dynamic_dir`, on
     free ports; `upstreams` sets TASKGATE_* variables (by default the stack's auth and tasks).
-    Ready once it routes to auth; stopped on exit."""
-    ports = {name: free_port() for name in ("gateway", "gateway_ping", "gateway_metrics")}
-    access_log = workdir / "access.log"
-    config = render_static_config(GATEWAY_DIR / "traefik.yml", dynamic_dir, ports, access_log)
-    if tweak is not None:
-        tweak(config)
-    static = write_static_config(config, workdir / "traefik.yml")
-    env = dict(os.environ)
-    env.update({"TASKGATE_AUTH_URL": stack.url("auth"), "TASKGATE_TASKS_URL": stack.url("tasks")})
-    env.update(upstreams or {})
-    process = start_traefik(GATEWAY_DIR / "traefik.yml", static, env, workdir / "traefik.log")
-    gateway = PrivateGateway(
-        f"http://127.0.0.1:{ports['gateway']}",
-        f"http://127.0.0.1:{ports['gateway_ping']}/ping",
-        access_log,
-        process,
-    )
+    Ready once it routes to auth; stopped on exit. A free port can be taken by another
+    process before Traefik binds it (Traefik then exits): that try is repeated on new ports."""
+    for attempt in itertools.count(1):
+        try:
+            gateway = await _start_routing_traefik(
+                stack, workdir, upstreams or {}, dynamic_dir, tweak
+            )
+            break
+        except _PortTaken:
+            if attempt == 3:
+                raise AssertionError("three tries at free ports all found one taken") from None
     try:
-        async with own_ip_client(gateway.url) as client:
-
-            async def routes() -> bool:
-                response = await client.get("/auth/.well-known/jwks.json")
-                return response.status_code == 200
-
-            await wait_until(routes, timeout=30.0)
         yield gateway
     finally:
-        await asyncio.to_thread(terminate, process)
+        await asyncio.to_thread(terminate, gateway.process)

@@ -196,10 +196,7 @@ async def test_auth_database_outage_503_tasks_unaffected_then_recovers(
         recovery = await wait_until(logs_in, timeout=30.0)
     print(f"\nauth db outage: login recovered {recovery:.2f}s after the restart")
 
-    async def routed() -> bool:
-        return (await gateway.get("/auth/me", headers=account.headers)).status_code == 200
-
-    await wait_until(routed, timeout=60.0, interval=0.5)
+    await gateway_routes_again(gateway, account.headers, "/auth/me")
 
 
 async def test_auth_down_then_back_with_a_rotated_key(
@@ -256,10 +253,7 @@ async def test_auth_down_then_back_with_a_rotated_key(
         env.update(original)
         await asyncio.to_thread(stack.start_service, "auth")
 
-    async def routed() -> bool:
-        return (await gateway.get("/auth/me", headers=accounts[2].headers)).status_code == 200
-
-    await wait_until(routed, timeout=60.0, interval=0.5)
+    await gateway_routes_again(gateway, accounts[2].headers, "/auth/me")
 
 
 async def test_sigterm_under_load_finishes_in_flight_requests(

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 from e2e_support import GatewayAccount, new_account
-from reliability_support import own_ip_client, wait_until
+from reliability_support import gateway_routes_again, own_ip_client, wait_until
 
 from taskgate_devstack.stack import DevStack
 
@@ -110,7 +110,4 @@ async def test_auth_stopped_tasks_keeps_serving_and_refusing(
     finally:
         await asyncio.to_thread(stack.start_service, "auth")
 
-    async def routed() -> bool:
-        return (await gateway.get("/auth/me", headers=kept)).status_code == 200
-
-    await wait_until(routed, timeout=60.0, interval=0.5)
+    await gateway_routes_again(gateway, kept, "/auth/me")

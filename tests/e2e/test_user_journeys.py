@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 from e2e_support import GatewayAccount, new_account
+from reliability_support import gateway_routes_again
 
 from taskgate_devstack.stack import DevStack
 
@@ -110,3 +111,4 @@ async def test_tasks_keeps_accepting_tokens_while_auth_is_down(
         assert login.json()["code"] in ("bad_gateway", "service_unavailable")  # gateway-made
     finally:
         await asyncio.to_thread(stack.start_service, "auth")
+    await gateway_routes_again(gateway, account.headers, "/auth/me")

@@ -478,7 +478,8 @@ async def test_a_refresh_is_one_lookup_and_four_statements_with_the_limits_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With both refresh limits on: BEGIN, the locking look-up, the rotation, COMMIT on one
-    driver connection, and no other query (the per-family limit reuses the look-up's family)."""
+    driver connection, and no other query (the per-family limit reuses the look-up's family),
+    even on a connection the pool has just opened (no type look-up by the driver)."""
     async with limited_app(settings) as app:
         ctx: AuthContext = app.state.ctx
         account = await make_account()
@@ -487,11 +488,12 @@ async def test_a_refresh_is_one_lookup_and_four_statements_with_the_limits_on(
                 "/auth/login", json={"username": account.username, "password": account.password}
             )
             token = login.json()["refresh_token"]
+            await ctx.engine.dispose()  # the exchange gets a new connection
             statements = await _statements_of(ctx, monkeypatch, _refresher(http), token)
 
     [(answer, driver, orm)] = statements
     assert answer == 200
-    assert len(driver) == 4, driver
+    assert len(driver) == 4, "\n---\n".join(driver)
     begin, lookup, rotation, commit = (" ".join(query.split()) for query in driver)
     assert begin == "BEGIN"
     assert lookup.startswith("SELECT ")

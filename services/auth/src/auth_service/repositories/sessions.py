@@ -62,6 +62,8 @@ async def lock_by_hash(db: Connection, token_hash: bytes) -> LockedRefresh | Non
     read the row again (READ COMMITTED) and find it spent. The family row is locked too, so
     every exchange of one login (of this token or of any other token of the family) runs one
     after the other: what one of them reads of the family cannot change before it commits.
+    The role is read as text: the enum type would make asyncpg look it up (three more
+    statements) on the first exchange of every new pool connection.
     """
     row = await db.fetchrow(
         """
@@ -69,7 +71,7 @@ async def lock_by_hash(db: Connection, token_hash: bytes) -> LockedRefresh | Non
                t.spent_at AS token_spent_at, s.id AS session_id,
                s.created_at AS session_created_at, s.expires_at AS session_expires_at,
                s.revoked_at AS session_revoked_at, s.rotation_secret,
-               u.id AS user_id, u.is_active AS user_is_active, u.role AS user_role,
+               u.id AS user_id, u.is_active AS user_is_active, u.role::text AS user_role,
                u.token_version AS user_token_version
         FROM refresh_tokens AS t
         JOIN refresh_sessions AS s ON s.id = t.session_id
