@@ -14,7 +14,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskgate_common.errors import ApiError
+from taskgate_common.redis_windows import RedisWindows
 
 logger = logging.getLogger("taskgate.rate_limits")
 
@@ -98,6 +99,12 @@ class CounterStore:
             )
         )
         self.strategy: RateLimiter = _strategy(strategy, self.storage)
+        # The default (moving window in Redis) hits all of a request's limits in one script.
+        self.windows = (
+            RedisWindows(url, timeout=timeout)
+            if strategy == "moving-window" and not url.startswith("memory")
+            else None
+        )
         self.timeout = timeout
         self.pause_after_failure = pause_after_failure
         self._resting_until = 0.0
@@ -115,6 +122,31 @@ class CounterStore:
 
     async def hit(self, item: RateLimitItem, *key: str) -> bool:
         return await self.run(lambda: self.strategy.hit(item, *key))
+
+    async def hit_in_order(
+        self, checks: Sequence[tuple[RateLimitItem, tuple[str, ...]]]
+    ) -> list[tuple[bool, Quota]]:
+        """Hit each `(item, key parts)` in order, up to and including the first refused one;
+        with each, the quota it leaves. One round trip when `windows` is set, else two per
+        item (the count, then the window's state)."""
+        if self.windows is not None:
+            windows = self.windows
+            hits = await self.run(lambda: windows.hit(checks))
+            now = time.time()
+            return [
+                (
+                    hit.allowed,
+                    Quota(item.amount, hit.remaining, max(0, math.ceil(hit.reset_at - now))),
+                )
+                for hit, (item, _) in zip(hits, checks, strict=False)
+            ]
+        answers: list[tuple[bool, Quota]] = []
+        for item, key in checks:
+            allowed = await self.hit(item, *key)
+            answers.append((allowed, await self.quota(item, *key)))
+            if not allowed:
+                break
+        return answers
 
     # Plain counters with an expiry, for state that is not a rate (the auth lockout): the
     # same store, the same time bound, and no caller reaching into the `limits` storage.
@@ -220,19 +252,21 @@ class AppRateLimiter:
     async def hit(self, request: Request, *checks: tuple[Limit, str], fail_closed: bool) -> None:
         """One request against each `(limit, key)`, in order; the first exhausted one answers."""
         tightest: Quota | None = getattr(request.state, STATE_KEY, None)
+        items = [(limit, item) for limit, key in checks for item in limit.items]
+        keys = [(self.namespace, limit.name, key) for limit, key in checks for _ in limit.items]
         try:
-            for limit, key in checks:
-                for item in limit.items:
-                    allowed = await self.store.hit(item, self.namespace, limit.name, key)
-                    quota = await self.store.quota(item, self.namespace, limit.name, key)
-                    if not allowed:
-                        self.metrics.limited.labels(limit=limit.name).inc()
-                        raise rate_limited(Quota(quota.limit, 0, quota.reset_seconds))
-                    if tightest is None or quota.remaining < tightest.remaining:
-                        tightest = quota
+            answers = await self.store.hit_in_order(
+                [(item, key) for (_, item), key in zip(items, keys, strict=True)]
+            )
         except StoreUnavailable:
             self.store_failed(fail_closed)
             return
+        for (allowed, quota), (limit, _) in zip(answers, items, strict=False):
+            if not allowed:
+                self.metrics.limited.labels(limit=limit.name).inc()
+                raise rate_limited(Quota(quota.limit, 0, quota.reset_seconds))
+            if tightest is None or quota.remaining < tightest.remaining:
+                tightest = quota
         if tightest is not None:
             setattr(request.state, STATE_KEY, tightest)
 
