@@ -77,6 +77,21 @@ async def test_large_responses_are_compressed(gateway: httpx.AsyncClient) -> Non
     assert response.json()["info"]["title"] == "taskgate auth"
 
 
+async def test_write_answers_skip_the_compress_layer(gateway: httpx.AsyncClient) -> None:
+    """Writes answer one small object: their routers have no `compress` (decision 68), so the
+    answer names no encoding and does not vary by Accept-Encoding; a large read still does."""
+    account = await new_account(gateway)
+    gzip = {**account.headers, "Accept-Encoding": "gzip"}
+    created = await gateway.post(
+        "/api/tasks", json={"title": "x" * 200, "description": "y" * 4000}, headers=gzip
+    )
+    assert created.status_code == 201
+    assert "content-encoding" not in created.headers
+    assert "accept-encoding" not in created.headers.get("vary", "").lower()
+    listed = await gateway.get("/api/tasks", headers=gzip)
+    assert listed.headers.get("content-encoding") == "gzip"
+
+
 @pytest.mark.parametrize(
     ("docs", "schema"), [("/auth/docs", "/auth/openapi.json"), ("/api/docs", "/api/openapi.json")]
 )
