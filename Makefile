@@ -47,6 +47,9 @@ bench: install ## measure the hot paths (see bench/)
 	$(UV) run python bench/revocation_delay.py
 	$(UV) run python bench/run.py
 	$(UV) run python bench/event_streams.py
+	$(UV) run python bench/gateway_layers.py
+	$(UV) run python bench/workers.py
+	$(UV) run python bench/journey.py
 
 .PHONY: bench-scale
 bench-scale: install ## task paths at 1k, 10k and 100k tasks for one user among 10,000 users (minutes)

@@ -43,8 +43,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_stack import RESULTS, Target, machine, start_stack
 from percentiles import percentile
-from run import RESULTS, Target, _machine, _start_stack
 
 STREAMS_PER_USER = 10  # TASKS_EVENTS_MAX_STREAMS_PER_USER's default
 
@@ -368,7 +368,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     work = Path(tempfile.mkdtemp(prefix="taskgate-bench-events-"))
     print("starting the stack…", flush=True)
-    target = _start_stack(work / "stack")
+    target = start_stack(work / "stack")
     try:
         results = asyncio.run(measure(target, args))
     finally:
@@ -377,7 +377,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     payload = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine(),
         "settings": vars(args),
         **results,
     }

@@ -27,8 +27,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bench_stack import RESULTS, machine, running_target, start_stack
 from percentiles import percentile
-from run import RESULTS, _machine, _running_target, _start_stack
 
 TARGET_SECONDS = 5.0
 POLL_PAUSE = 0.005  # between two probes of /api/tasks: the measurement's resolution
@@ -119,7 +119,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="taskgate-bench-revocation-"))
     base_url = os.environ.get("BENCH_BASE_URL")
     print("starting the stack…" if not base_url else f"using the stack at {base_url}", flush=True)
-    target = _running_target(base_url) if base_url else _start_stack(work / "stack")
+    target = running_target(base_url) if base_url else start_stack(work / "stack")
     try:
         print("measuring revocation delays (2xx of the revoking request → first 401)…")
         delays = asyncio.run(measure(target.gateway, kinds))
@@ -138,7 +138,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     payload = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine(),
         "measured": "2xx of the revoking request to the first 401 token_revoked from "
         "GET /api/tasks through the gateway (token verified and cached before)",
         "poll_seconds": float(os.environ.get("TASKS_REVOCATION_POLL_SECONDS", 1.0)),

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +27,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from crypto_costs import service_argon2
+from bench_stack import RESULTS, CpuClock, Target, machine, running_target, start_stack
+from crypto_costs import hash_bound, service_argon2
 from open_loop_scenarios import OpenLoopRow
 from open_loop_scenarios import print_rows as print_open_loop_rows
 from open_loop_scenarios import run_rows as run_open_loop_rows
@@ -45,105 +45,7 @@ from wrk_runner import WrkMissing, WrkResult, require_wrk, run_wrk
 
 from taskgate_devstack.postgres import free_port
 from taskgate_devstack.processes import spawn, terminate
-from taskgate_devstack.redis import RedisServer, redis_binary
-from taskgate_devstack.stack import REPO_ROOT, DevStack, StackConfig
-
-RESULTS = Path(__file__).parent / "results"
-
-# The gateway's per-IP limits would throttle a load generator on one address: raised, not off.
-GATEWAY_LIMITS = {
-    "TASKGATE_CREDENTIAL_RATE_AVERAGE": "1000000",
-    "TASKGATE_CREDENTIAL_RATE_BURST": "1000000",
-    "TASKGATE_GENERAL_RATE_AVERAGE": "1000000",
-    "TASKGATE_GENERAL_RATE_BURST": "1000000",
-}
-# Production defaults (what users get): every app limit on and counted in Redis, as Compose
-# runs them, each request paying its limit's round trips; thresholds raised so that a few bench
-# accounts on one address measure the paths, not their own buckets (the report says so).
-RAISED_LIMITS = {
-    **GATEWAY_LIMITS,
-    "AUTH_RATE_LIMIT_LOGIN_PER_IP": "1000000/minute",
-    "AUTH_RATE_LIMIT_LOGIN_PER_ACCOUNT": "1000000/minute",
-    "AUTH_RATE_LIMIT_REGISTER_PER_IP": "1000000/minute",
-    "AUTH_RATE_LIMIT_REFRESH_PER_IP": "1000000/minute",
-    "AUTH_RATE_LIMIT_REFRESH_PER_FAMILY": "1000000/minute",
-    "TASKS_RATE_LIMIT_WRITES_PER_USER": "1000000/minute",
-}
-# `--limits off`: the app limits switched off (decision 15's old bench), to show their cost.
-NO_RATE_LIMITS = {
-    **GATEWAY_LIMITS,
-    "AUTH_RATE_LIMIT_ENABLED": "false",
-    "TASKS_RATE_LIMIT_ENABLED": "false",
-}
-
-
-@dataclass
-class Target:
-    gateway: str
-    auth: str
-    tasks: str
-    tasks_database: str
-    issuer: str
-    stack: DevStack | None = None
-    redis: RedisServer | None = None
-
-    def close(self) -> None:
-        if self.stack is not None:
-            self.stack.destroy()
-        if self.redis is not None:
-            self.redis.stop()
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    memory = psutil.virtual_memory().total / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
-
-
-def _start_stack(data_dir: Path, limits: str = "on") -> Target:
-    """The stack as `make dev` runs it, on free ports; `limits` "on": the production defaults
-    (a Redis of its own holds every limit's counters), "off": the app limits switched off."""
-    config = StackConfig.load()
-    for name in config.ports:
-        config.ports[name] = free_port()
-    redis = None
-    if limits == "on":
-        if redis_binary() is None:
-            raise SystemExit("the bench runs the limits in Redis: install redis-server")
-        redis = RedisServer(data_dir / "redis")
-        redis.directory.mkdir(parents=True, exist_ok=True)
-        redis.start()
-        os.environ.update(RAISED_LIMITS)
-        os.environ["AUTH_RATE_LIMIT_STORAGE_URL"] = redis.url
-        os.environ["TASKS_RATE_LIMIT_STORAGE_URL"] = redis.url
-        os.environ["TASKGATE_RATE_LIMIT_REDIS"] = f"{redis.host}:{redis.port}"
-    else:
-        os.environ.update(NO_RATE_LIMITS)
-    stack = DevStack(config, data_dir, logs_to_files=True)
-    stack.start()
-    gateway = f"http://localhost:{config.ports['gateway']}"
-    tasks_db = stack.postgres["tasks"].url(config.databases["tasks"]["name"], driver="postgresql")
-    return Target(
-        gateway=gateway,
-        auth=stack.url("auth"),
-        tasks=stack.url("tasks"),
-        tasks_database=tasks_db,
-        issuer=f"{gateway}/auth",
-        stack=stack,
-        redis=redis,
-    )
-
-
-def _running_target(base_url: str) -> Target:
-    return Target(
-        gateway=base_url.rstrip("/"),
-        auth=os.environ.get("BENCH_AUTH_URL", "http://127.0.0.1:8001"),
-        tasks=os.environ.get("BENCH_TASKS_URL", "http://127.0.0.1:8002"),
-        tasks_database=os.environ.get(
-            "BENCH_TASKS_DATABASE_URL", "postgresql://postgres@127.0.0.1:55433/taskgate_tasks"
-        ),
-        issuer=os.environ.get("BENCH_ISSUER", f"{base_url.rstrip('/')}/auth"),
-    )
+from taskgate_devstack.stack import REPO_ROOT
 
 
 def _start_reference(target: Target, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -217,19 +119,6 @@ def _hash_ms() -> float:
     return statistics.median(samples)
 
 
-class CpuClock:
-    """CPU seconds (user + system) of a process, read before and after a run."""
-
-    def __init__(self, pid: int | None) -> None:
-        self.process = psutil.Process(pid) if pid is not None else None
-
-    def read(self) -> float:
-        if self.process is None:
-            return 0.0
-        times = self.process.cpu_times()
-        return float(times.user + times.system)
-
-
 class Bench:
     def __init__(self, target: Target, args: argparse.Namespace, work: Path) -> None:
         self.target = target
@@ -242,6 +131,11 @@ class Bench:
             if target.stack is not None
             else {}
         )
+        # Each service's PostgreSQL (the reference app reads the tasks database).
+        self.database_pids = {
+            name: target.postgres_pid(database)
+            for name, database in (("auth", "auth"), ("tasks", "tasks"), ("reference", "tasks"))
+        }
 
     def row(
         self,
@@ -274,15 +168,16 @@ class Bench:
             run(self.args.warmup)
         service = CpuClock(self.pids.get(serving))
         gateway = CpuClock(self.pids.get("gateway") if route == "gateway" else None)
-        service_before, gateway_before = service.read(), gateway.read()
+        database = CpuClock(self.database_pids.get(serving), tree=True)
+        before = service.read(), gateway.read(), database.read()
         result = run(self.args.duration)
-        requests = max(result.requests, 1)
         return Row(
             scenario,
             route,
             result,
-            cpu_ms_per_request=_per_request(service, service_before, requests),
-            gateway_cpu_ms_per_request=_per_request(gateway, gateway_before, requests),
+            cpu_ms_per_request=service.ms_per_request(before[0], result.requests),
+            gateway_cpu_ms_per_request=gateway.ms_per_request(before[1], result.requests),
+            database_cpu_ms_per_request=database.ms_per_request(before[2], result.requests),
         )
 
     def tokens_file(self) -> Path:
@@ -347,6 +242,8 @@ class Bench:
         credentials = write_records(
             self.work / "logins.tsv", [(u.username, u.password) for u in self.users]
         )
+        # The bound, measured in the same run just before: N threads verifying in parallel.
+        report.extra["login_hash_bound"] = hash_bound(self.args.duration / 2)
         for route, base in self.routes("auth"):
             with ThreadPoolExecutor(max_workers=2) as pool:
                 login = pool.submit(
@@ -376,12 +273,6 @@ class Bench:
             )
         finally:
             terminate(process)
-
-
-def _per_request(clock: CpuClock, before: float, requests: int) -> float | None:
-    if clock.process is None:
-        return None
-    return round((clock.read() - before) * 1000 / requests, 3)
 
 
 def main() -> int:
@@ -415,8 +306,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="taskgate-bench-"))
     base_url = os.environ.get("BENCH_BASE_URL")
     print("starting the stack…" if not base_url else f"using the stack at {base_url}", flush=True)
-    target = _running_target(base_url) if base_url else _start_stack(work / "stack", args.limits)
-    report = Report(machine=_machine(), settings=vars(args))
+    target = running_target(base_url) if base_url else start_stack(work / "stack", args.limits)
+    report = Report(machine=machine(), settings=vars(args))
     try:
         report.extra["rss_idle_mb"] = _rss_mb(target)
         report.extra["argon2id_verify_ms"] = round(_hash_ms(), 1)
@@ -452,6 +343,7 @@ def main() -> int:
                 **asdict(r.result),
                 "cpu_ms_per_request": r.cpu_ms_per_request,
                 "gateway_cpu_ms_per_request": r.gateway_cpu_ms_per_request,
+                "database_cpu_ms_per_request": r.database_cpu_ms_per_request,
             }
             for r in report.rows
         ],

@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from run import NO_RATE_LIMITS, _machine
+from bench_stack import NO_RATE_LIMITS, machine
 
 from taskgate_devstack.postgres import free_port
 from taskgate_devstack.stack import DevStack, StackConfig
@@ -244,7 +244,7 @@ def report(figures: dict[int, dict[str, dict[str, float]]], seed_seconds: float)
         json.dumps(
             {
                 "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": _machine(),
+                "machine": machine(),
                 "background_users": BACKGROUND_USERS,
                 "requests_per_path": REQUESTS,
                 "seed_seconds": round(seed_seconds, 1),

@@ -55,8 +55,10 @@ def run_wrk(
     duration: float,
     connections: int,
     threads: int,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
-    """`url` is the origin (and path for plain GETs); `script` a file name in bench/lua/."""
+    """`url` is the origin (and path for plain GETs); `script` a file name in bench/lua/;
+    `headers` go on every request (scripts merge `wrk.headers` into their own)."""
     source = (LUA / "common.lua").read_text() + "\n" + (LUA / script).read_text()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(source)
@@ -71,6 +73,7 @@ def run_wrk(
         "10s",
         "-s",
         script_path,
+        *(arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")),
         url,
         "--",
         str(data_file or ""),

@@ -10,5 +10,7 @@ end
 function request()
   i = i + 1
   local record = records[(i % #records) + 1]
-  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. record[1]})
+  local headers = {["Authorization"] = "Bearer " .. record[1]}
+  for name, value in pairs(wrk.headers) do headers[name] = headers[name] or value end
+  return wrk.format("GET", path, headers)
 end
