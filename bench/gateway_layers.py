@@ -5,8 +5,10 @@ security headers, retry, the access log, the metrics) and with none of them (a b
 Each variant is a Traefik of its own, started from the real `gateway/traefik.yml` and
 `gateway/dynamic/taskgate.yml` with that one change, in front of the same services; wrk
 drives `GET /api/tasks?limit=20` through it, with and without `Accept-Encoding: gzip` (a
-browser always sends it; wrk does not). Part of `make bench` (after bench/run.py); alone:
-`uv run python bench/gateway_layers.py`. Writes bench/results/gateway_layers.json.
+browser always sends it; wrk does not). A layer costs a few hundredths of a millisecond, less
+than what one run on a shared machine drifts: the variants take turns over several rounds and
+each figure is the median, with the spread of its rounds beside it. Part of `make bench`;
+alone: `uv run python bench/gateway_layers.py`. Writes bench/results/gateway_layers.json.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -144,37 +147,47 @@ def _list(
 def measure(
     target: Target, tokens: Path, work: Path, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
+    """`args.rounds` rounds, each variant once per round in a rotated order, so that what the
+    shared machine does meanwhile falls on every variant alike; the median of the rounds."""
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {
+        v.name: {"plain": [], "gzip": []} for v in VARIANTS
+    }
+    for round_ in range(args.rounds):
+        order = VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]
+        for variant in order:
+            process, url = _start_gateway(variant, target, work)
+            try:
+                for label, headers in (("plain", {}), ("gzip", {"Accept-Encoding": "gzip"})):
+                    _list(url, tokens, args, headers, args.warmup)
+                    clock = CpuClock(process.pid)
+                    before = clock.read()
+                    result = _list(url, tokens, args, headers, args.duration)
+                    if result.errors:
+                        raise RuntimeError(f"{variant.name}: {result.errors} errors")
+                    cpu = clock.ms_per_request(before, result.requests) or 0.0
+                    samples[variant.name][label].append((result.rps, cpu))
+            finally:
+                terminate(process)
+        print(f"  round {round_ + 1} of {args.rounds} done", flush=True)
     rows = []
     for variant in VARIANTS:
-        process, url = _start_gateway(variant, target, work)
-        try:
-            row: dict[str, Any] = {"variant": variant.name}
-            for label, headers in (("plain", {}), ("gzip", {"Accept-Encoding": "gzip"})):
-                _list(url, tokens, args, headers, args.warmup)
-                clock = CpuClock(process.pid)
-                before = clock.read()
-                result = _list(url, tokens, args, headers, args.duration)
-                row[label] = {
-                    "rps": round(result.rps, 1),
-                    "gateway_cpu_ms_per_request": clock.ms_per_request(before, result.requests),
-                    "errors": result.errors,
-                }
-            rows.append(row)
-            print(
-                f"  {variant.name}: {row['plain']['gateway_cpu_ms_per_request']} ms "
-                f"(gzip {row['gzip']['gateway_cpu_ms_per_request']} ms)",
-                flush=True,
-            )
-        finally:
-            terminate(process)
+        row: dict[str, Any] = {"variant": variant.name}
+        for label, runs in samples[variant.name].items():
+            cpus = [cpu for _, cpu in runs]
+            row[label] = {
+                "rps": round(statistics.median(rps for rps, _ in runs), 1),
+                "gateway_cpu_ms_per_request": round(statistics.median(cpus), 3),
+                "spread_ms": round(max(cpus) - min(cpus), 3),
+            }
+        rows.append(row)
     return rows
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
     full = rows[0]
     print(
-        "\n| gateway variant (GET /api/tasks?limit=20) | req/s | gateway CPU ms/req | saved "
-        "| with gzip: req/s | CPU ms/req | saved |"
+        "\n| gateway variant (GET /api/tasks?limit=20), median of rounds | req/s "
+        "| gateway CPU ms/req (spread) | saved | with gzip: req/s | CPU ms/req (spread) | saved |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
@@ -182,20 +195,27 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         for label in ("plain", "gzip"):
             cpu = row[label]["gateway_cpu_ms_per_request"]
             saved = full[label]["gateway_cpu_ms_per_request"] - cpu
-            cells.append(f"{row[label]['rps']:,.0f} | {cpu:.3f} | {saved:+.3f}")
+            cells.append(
+                f"{row[label]['rps']:,.0f} | {cpu:.3f} ({row[label]['spread_ms']:.3f}) "
+                f"| {saved:+.3f}"
+            )
         print(f"| {row['variant']} | {' | '.join(cells)} |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/gateway_layers.py")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per run")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 10))
+        "--variant", action="append", help="only these variants (by name; the first is the base)"
     )
-    parser.add_argument("--warmup", type=float, default=float(os.environ.get("BENCH_WARMUP", 2)))
     parser.add_argument(
         "--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 32))
     )
     args = parser.parse_args()
+    if args.variant:
+        VARIANTS[:] = [v for name in args.variant for v in VARIANTS if v.name == name]
     try:
         require_wrk()
     except WrkMissing as exc:
