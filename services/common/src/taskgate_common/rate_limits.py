@@ -252,16 +252,19 @@ class AppRateLimiter:
     async def hit(self, request: Request, *checks: tuple[Limit, str], fail_closed: bool) -> None:
         """One request against each `(limit, key)`, in order; the first exhausted one answers."""
         tightest: Quota | None = getattr(request.state, STATE_KEY, None)
-        items = [(limit, item) for limit, key in checks for item in limit.items]
-        keys = [(self.namespace, limit.name, key) for limit, key in checks for _ in limit.items]
+        # Each limit's items (e.g. "10/minute;100/hour" is two), keyed by namespace, name, key.
+        flat = [
+            (limit, item, (self.namespace, limit.name, key))
+            for limit, key in checks
+            for item in limit.items
+        ]
         try:
-            answers = await self.store.hit_in_order(
-                [(item, key) for (_, item), key in zip(items, keys, strict=True)]
-            )
+            answers = await self.store.hit_in_order([(item, parts) for _, item, parts in flat])
         except StoreUnavailable:
             self.store_failed(fail_closed)
             return
-        for (allowed, quota), (limit, _) in zip(answers, items, strict=False):
+        # Answers stop at the first refused item (later ones were not counted).
+        for (allowed, quota), (limit, _, _) in zip(answers, flat, strict=False):
             if not allowed:
                 self.metrics.limited.labels(limit=limit.name).inc()
                 raise rate_limited(Quota(quota.limit, 0, quota.reset_seconds))
