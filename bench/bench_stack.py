@@ -8,10 +8,13 @@ process, and optionally every process under it (PostgreSQL's backends), has used
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -82,6 +85,20 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     memory = psutil.virtual_memory().total / 2**30
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def write_results(name: str, settings: dict[str, Any], **figures: Any) -> Path:
+    """bench/results/<name>.json: when, on what machine, with which settings, the figures."""
+    RESULTS.mkdir(exist_ok=True)
+    payload = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": settings,
+        **figures,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
 
 
 def start_stack(data_dir: Path, limits: str = "on", replicas: int = 1) -> Target:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -23,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +29,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_stack import RESULTS, CpuClock, Target, machine, start_stack
+from bench_stack import CpuClock, Target, start_stack, write_results
 from seed import seed_users, write_records
-from wrk_runner import WrkMissing, WrkResult, require_wrk, run_wrk
+from wrk_runner import WrkResult, run_wrk, wrk_installed
 
 from taskgate_devstack.gateway import render_static_config, start_traefik, write_static_config
 from taskgate_devstack.postgres import free_port
@@ -216,10 +214,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.variant:
         VARIANTS[:] = [v for name in args.variant for v in VARIANTS if v.name == name]
-    try:
-        require_wrk()
-    except WrkMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not wrk_installed():
         return 2
     work = Path(tempfile.mkdtemp(prefix="taskgate-bench-layers-"))
     print("gateway layers: starting the stack…", flush=True)
@@ -231,14 +226,7 @@ def main() -> int:
     finally:
         target.close()
     print_rows(rows)
-    RESULTS.mkdir(exist_ok=True)
-    payload = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "settings": vars(args),
-        "rows": rows,
-    }
-    (RESULTS / "gateway_layers.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_results("gateway_layers", vars(args), rows=rows)
     return 0
 
 

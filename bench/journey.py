@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_stack import RESULTS, CpuClock, Target, machine, start_stack
+from bench_stack import CpuClock, Target, start_stack, write_results
 from seed import BenchUser, seed_users
 
 STATUSES = ("todo", "in_progress", "done")
@@ -214,14 +212,7 @@ def main() -> int:
     finally:
         target.close()
     print_rows(rows, args.users)
-    RESULTS.mkdir(exist_ok=True)
-    payload = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "settings": vars(args),
-        "rows": rows,
-    }
-    (RESULTS / "journey.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_results("journey", vars(args), rows=rows)
     return 0
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_stack import start_stack
 from seed import current_tasks, fresh_refresh_tokens, seed_users, write_records
-from wrk_runner import WrkMissing, require_wrk, run_wrk
+from wrk_runner import run_wrk, wrk_installed
 
 
 def _frame(frame: str) -> str:
@@ -41,10 +41,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=60)
     args = parser.parse_args()
-    try:
-        require_wrk()
-    except WrkMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not wrk_installed():
         return 2
     work = Path(tempfile.mkdtemp(prefix="taskgate-profile-"))
     target = start_stack(work / "stack", args.limits)

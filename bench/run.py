@@ -41,7 +41,7 @@ from seed import (
     seed_users,
     write_records,
 )
-from wrk_runner import WrkMissing, WrkResult, require_wrk, run_wrk
+from wrk_runner import WrkResult, run_wrk, wrk_installed
 
 from taskgate_devstack.postgres import free_port
 from taskgate_devstack.processes import spawn, terminate
@@ -297,10 +297,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=int(os.environ.get("BENCH_USERS", 16)))
     parser.add_argument("--tasks", type=int, default=int(os.environ.get("BENCH_TASKS", 50)))
     args = parser.parse_args()
-    try:
-        require_wrk()
-    except WrkMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not wrk_installed():
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="taskgate-bench-"))

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_stack import RESULTS, CpuClock, machine, start_stack
+from bench_stack import CpuClock, start_stack, write_results
 from seed import seed_users, write_records
-from wrk_runner import WrkMissing, require_wrk, run_wrk
+from wrk_runner import run_wrk, wrk_installed
 
 SCENARIOS = (
     ("GET /api/tasks?limit=20", "bearer_get.lua", "/api/tasks?limit=20"),
@@ -86,10 +84,7 @@ def main() -> int:
         "--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 32))
     )
     args = parser.parse_args()
-    try:
-        require_wrk()
-    except WrkMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not wrk_installed():
         return 2
     work = Path(tempfile.mkdtemp(prefix="taskgate-bench-workers-"))
     print("workers: 1 then 2 processes per service…", flush=True)
@@ -105,15 +100,7 @@ def main() -> int:
         )
         ratios[scenario] = round(two["rps"] / one["rps"], 2)
         print(f"| {scenario} | {one['rps']:,.0f} | {two['rps']:,.0f} | {ratios[scenario]} |")
-    RESULTS.mkdir(exist_ok=True)
-    payload = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "settings": vars(args),
-        "rows": rows,
-        "ratios": ratios,
-    }
-    (RESULTS / "workers.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_results("workers", vars(args), rows=rows, ratios=ratios)
     return 0
 
 

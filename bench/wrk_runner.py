@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,16 @@ def require_wrk() -> str:
             "macOS: `brew install wrk`) and run `make bench` again."
         )
     return path
+
+
+def wrk_installed() -> bool:
+    """True when wrk is on the PATH; else False, with how to install it on stderr."""
+    try:
+        require_wrk()
+    except WrkMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 @dataclass
