@@ -289,6 +289,7 @@ async def _start_routing_traefik(
     env.update({"TASKGATE_AUTH_URL": stack.url("auth"), "TASKGATE_TASKS_URL": stack.url("tasks")})
     env.update(upstreams)
     log = workdir / "traefik.log"
+    offset = log.stat().st_size if log.exists() else 0  # the log is appended to: this try's part
     process = start_traefik(GATEWAY_DIR / "traefik.yml", static, env, log)
     gateway = PrivateGateway(
         f"http://127.0.0.1:{ports['gateway']}",
@@ -300,7 +301,7 @@ async def _start_routing_traefik(
 
     async def routes() -> bool:
         if process.poll() is not None:
-            text = log.read_text(errors="replace") if log.exists() else ""
+            text = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
             if "address already in use" in text:
                 raise _PortTaken
             errors = [line for line in text.splitlines() if '"level":"error"' in line]
