@@ -8,8 +8,13 @@ import random
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tasks_factories import User, board_view
+
+from tasks_service.services.changes import purge_expired
 
 
 async def changes(
@@ -20,6 +25,17 @@ async def changes(
     assert response.status_code == 200, response.text
     page: dict[str, Any] = response.json()
     return page
+
+
+async def expire_changes(app: FastAPI, tasks_db: AsyncEngine, user: User) -> int:
+    """Age the user's change-log entries past any retention and run the purge, as the log's
+    timer would; how many entries it dropped (every user's expired ones)."""
+    async with tasks_db.begin() as connection:
+        await connection.execute(
+            text("UPDATE changes SET changed_at = now() - interval '400 days' WHERE owner_id = :o"),
+            {"o": str(user.id)},
+        )
+    return await purge_expired(app.state.ctx)
 
 
 async def all_changes(client: httpx.AsyncClient, user: User, since: str = "0") -> list[Any]:

@@ -20,6 +20,7 @@ from sync_workloads import (
     all_changes,
     apply_operation,
     changes,
+    expire_changes,
     replayed_state,
     server_state,
 )
@@ -33,7 +34,6 @@ from tasks_factories import (
 from tasks_service.context import TasksContext
 from tasks_service.repositories import tasks as task_rows
 from tasks_service.repositories.tasks import owner_lock
-from tasks_service.services.changes import purge_expired
 
 
 async def test_each_change_has_its_entry_as_the_api_shows_the_object(
@@ -158,12 +158,7 @@ async def test_a_cursor_past_the_retention_is_410_and_a_fresh_one_works(
     old = (await changes(client, alice))["next_cursor"]
     bob_cursor = (await changes(client, bob, since=None))["next_cursor"]
     await create_task(client, alice)
-    async with tasks_db.begin() as connection:
-        await connection.execute(
-            text("UPDATE changes SET changed_at = now() - interval '400 days' WHERE owner_id = :o"),
-            {"o": str(alice.id)},
-        )
-    assert await purge_expired(app.state.ctx) > 0
+    assert await expire_changes(app, tasks_db, alice) > 0
     expired = await client.get("/api/changes?since=0", headers=alice.headers)
     assert expired.status_code == 410
     assert expired.json()["code"] == "sync_expired"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sse_client import EventReader, open_stream
-from sync_workloads import OPERATIONS, all_changes, apply_operation
+from sync_workloads import OPERATIONS, all_changes, apply_operation, expire_changes
 from tasks_factories import (
     AuthServer,
     ServedApp,
@@ -34,7 +34,6 @@ from tasks_factories import (
 from auth_service.core.signing_keys import SigningKey
 from tasks_service.core.config import Settings
 from tasks_service.main import create_app
-from tasks_service.services.changes import purge_expired
 
 # Short enough that a test sees several within a second or two.
 HEARTBEAT = 0.3
@@ -245,12 +244,7 @@ async def test_an_expired_cursor_is_410_before_the_stream_starts(
     async with open_stream(http_a, headers=alice.headers) as stream:
         old = await ready(stream)
     await create_task(http_a, alice)
-    async with tasks_db.begin() as connection:
-        await connection.execute(
-            text("UPDATE changes SET changed_at = now() - interval '400 days' WHERE owner_id = :o"),
-            {"o": str(alice.id)},
-        )
-    assert await purge_expired(app.state.ctx) > 0
+    assert await expire_changes(app, tasks_db, alice) > 0
     expired = await http_a.get(f"/api/events?last_event_id={old}", headers=alice.headers)
     assert expired.status_code == 410
     assert expired.json()["code"] == "sync_expired"
