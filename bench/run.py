@@ -41,7 +41,7 @@ from seed import (
     seed_users,
     write_records,
 )
-from wrk_runner import WrkResult, run_wrk, wrk_installed
+from wrk_runner import WrkResult, add_load_arguments, run_wrk, wrk_installed
 
 from taskgate_devstack.postgres import free_port
 from taskgate_devstack.processes import spawn, terminate
@@ -277,13 +277,7 @@ class Bench:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument(
-        "--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 10))
-    )
-    parser.add_argument("--warmup", type=float, default=float(os.environ.get("BENCH_WARMUP", 2)))
-    parser.add_argument(
-        "--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 32))
-    )
+    add_load_arguments(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--limits",

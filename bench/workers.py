@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_stack import CpuClock, start_stack, write_results
 from seed import seed_users, write_records
-from wrk_runner import run_wrk, wrk_installed
+from wrk_runner import add_load_arguments, run_wrk, wrk_installed
 
 SCENARIOS = (
     ("GET /api/tasks?limit=20", "bearer_get.lua", "/api/tasks?limit=20"),
@@ -76,13 +76,7 @@ def measure(processes: int, args: argparse.Namespace, work: Path) -> list[dict[s
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/workers.py")
-    parser.add_argument(
-        "--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 10))
-    )
-    parser.add_argument("--warmup", type=float, default=float(os.environ.get("BENCH_WARMUP", 2)))
-    parser.add_argument(
-        "--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 32))
-    )
+    add_load_arguments(parser)
     args = parser.parse_args()
     if not wrk_installed():
         return 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,18 @@ def require_wrk() -> str:
             "macOS: `brew install wrk`) and run `make bench` again."
         )
     return path
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The closed-loop load every wrk-driven script takes: seconds, warm-up, connections
+    (BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS set their defaults)."""
+    parser.add_argument(
+        "--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 10))
+    )
+    parser.add_argument("--warmup", type=float, default=float(os.environ.get("BENCH_WARMUP", 2)))
+    parser.add_argument(
+        "--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", 32))
+    )
 
 
 def wrk_installed() -> bool:
